@@ -1,0 +1,398 @@
+//! Compile a validated [`Policy`] into a decision tree: host, then method,
+//! then a path trie (static over `{param}` over trailing `/**`), each leaf a
+//! route with its compiled requirement, interned scopes and rate limit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::credential::{Challenge, Verifier};
+use crate::policy::{
+    Diagnostic, Diagnostics, IdentityHeaders, PatternSegment, Policy, RateKey, Requirement,
+    ScopeRequirement, Settings, Span, Unmatched,
+};
+use crate::ratelimit::LimitSpec;
+
+/// Most distinct scopes one policy may name (the width of [`ScopeSet`]).
+pub const MAX_SCOPES: usize = 256;
+
+/// A set of interned scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScopeSet(pub [u64; 4]);
+
+impl ScopeSet {
+    pub fn insert(&mut self, id: usize) {
+        if let Some(w) = self.0.get_mut(id / 64) {
+            *w |= 1u64 << (id % 64);
+        }
+    }
+
+    pub fn contains_all(&self, other: &ScopeSet) -> bool {
+        self.0.iter().zip(other.0.iter()).all(|(a, b)| a & b == *b)
+    }
+
+    pub fn intersects(&self, other: &ScopeSet) -> bool {
+        self.0.iter().zip(other.0.iter()).any(|(a, b)| a & b != 0)
+    }
+
+    pub fn and(&self, other: &ScopeSet) -> ScopeSet {
+        let mut out = *self;
+        for (a, b) in out.0.iter_mut().zip(other.0.iter()) {
+            *a &= b;
+        }
+        out
+    }
+}
+
+/// A compiled requirement over credential indices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Req {
+    Public,
+    Cred(usize),
+    AnyOf(Box<[Req]>),
+    AllOf(Box<[Req]>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeCheck {
+    None,
+    AllOf(ScopeSet),
+    AnyOf(ScopeSet),
+}
+
+pub struct CompiledLimit {
+    pub spec: LimitSpec,
+    pub id: u64,
+    pub key: RateKey,
+}
+
+pub struct CompiledRoute {
+    pub name: Arc<str>,
+    pub req: Req,
+    pub scopes: ScopeCheck,
+    /// The required scope names, for `www-authenticate`'s `scope=`.
+    pub scope_names: Arc<str>,
+    pub limit: Option<Arc<CompiledLimit>>,
+    /// Distinct challenges of the credentials this route accepts, for 401s.
+    pub challenges: Arc<[Challenge]>,
+    /// Does any credential of this route read `Authorization: Bearer`?
+    pub bearer: bool,
+}
+
+pub struct CompiledCredential {
+    pub name: Arc<str>,
+    pub verifier: Verifier,
+}
+
+/// A trie node: children by static segment, then one `{param}` child, then a `/**` leaf.
+#[derive(Default)]
+pub struct Node {
+    pub statics: HashMap<Box<str>, Node>,
+    pub param: Option<Box<Node>>,
+    /// Route index if a pattern ends here.
+    pub leaf: Option<usize>,
+    /// Route index of a trailing `/**` here.
+    pub rest: Option<usize>,
+}
+
+impl Node {
+    /// The most specific route for these segments: static, then param, then rest.
+    pub fn find<'a>(&self, segs: &mut (impl Iterator<Item = &'a str> + Clone)) -> Option<usize> {
+        let mut lookahead = segs.clone();
+        match lookahead.next() {
+            None => self.leaf.or(self.rest),
+            Some(seg) => {
+                if let Some(child) = self.statics.get(seg) {
+                    let mut s = lookahead.clone();
+                    if let Some(r) = child.find(&mut s) {
+                        return Some(r);
+                    }
+                }
+                if let Some(child) = self.param.as_deref().filter(|_| !seg.is_empty()) {
+                    let mut s = lookahead.clone();
+                    if let Some(r) = child.find(&mut s) {
+                        return Some(r);
+                    }
+                }
+                self.rest
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct MethodTable {
+    pub by_method: HashMap<Box<str>, Node>,
+    pub any: Node,
+}
+
+impl MethodTable {
+    fn find(&self, method: &str, path: &str) -> Option<usize> {
+        if let Some(node) = self.by_method.get(method) {
+            if let Some(r) = node.find(&mut crate::path::segments(path)) {
+                return Some(r);
+            }
+        }
+        self.any.find(&mut crate::path::segments(path))
+    }
+}
+
+/// A compiled policy: immutable, shared behind an `Arc`, swapped whole.
+pub struct CompiledPolicy {
+    pub settings: Settings,
+    pub identity: Arc<IdentityNames>,
+    pub credentials: Vec<CompiledCredential>,
+    pub routes: Vec<CompiledRoute>,
+    pub hosts: HashMap<Box<str>, MethodTable>,
+    pub any_host: MethodTable,
+    pub scope_ids: HashMap<Box<str>, usize>,
+    /// Header names that carry credentials, for gateways to strip upstream.
+    pub credential_headers: Vec<String>,
+    /// Files the policy came from (for reload watching and errors).
+    pub files: Vec<PathBuf>,
+}
+
+/// Identity header names, shared into every allow decision.
+pub struct IdentityNames {
+    pub principal: Arc<str>,
+    pub consumer: Arc<str>,
+    pub scopes: Arc<str>,
+    pub credential: Arc<str>,
+}
+
+impl From<&IdentityHeaders> for IdentityNames {
+    fn from(h: &IdentityHeaders) -> Self {
+        Self {
+            principal: h.principal.as_str().into(),
+            consumer: h.consumer.as_str().into(),
+            scopes: h.scopes.as_str().into(),
+            credential: h.credential.as_str().into(),
+        }
+    }
+}
+
+impl CompiledPolicy {
+    /// Route index for a method and canonical path on a host.
+    pub fn route_for(&self, host: Option<&str>, method: &str, path: &str) -> Option<usize> {
+        if let Some(table) = host.and_then(|h| self.hosts.get(h)) {
+            if let Some(r) = table.find(method, path) {
+                return Some(r);
+            }
+        }
+        self.any_host.find(method, path)
+    }
+
+    pub fn unmatched_allows(&self) -> bool {
+        self.settings.unmatched == Unmatched::Allow
+    }
+
+    pub fn scope_set<'a>(&self, scopes: impl IntoIterator<Item = &'a String>) -> ScopeSet {
+        let mut set = ScopeSet::default();
+        for s in scopes {
+            if let Some(&id) = self.scope_ids.get(s.as_str()) {
+                set.insert(id);
+            }
+        }
+        set
+    }
+}
+
+fn diag_at(policy: &Policy, span: Span, msg: String) -> Diagnostic {
+    let file = policy.files.get(span.file).cloned().unwrap_or_default();
+    Diagnostic::new(file, span.line, span.col, msg)
+}
+
+fn base_dir(policy: &Policy, span: Span) -> &Path {
+    policy
+        .files
+        .get(span.file)
+        .and_then(|f| f.parent())
+        .unwrap_or(Path::new("."))
+}
+
+fn compile_req(r: &Requirement) -> Req {
+    match r {
+        Requirement::Public => Req::Public,
+        Requirement::Credential(i) => Req::Cred(*i),
+        Requirement::AnyOf(v) => Req::AnyOf(v.iter().map(compile_req).collect()),
+        Requirement::AllOf(v) => Req::AllOf(v.iter().map(compile_req).collect()),
+    }
+}
+
+fn req_creds(r: &Req, out: &mut Vec<usize>) {
+    match r {
+        Req::Public => {}
+        Req::Cred(i) => {
+            if !out.contains(i) {
+                out.push(*i);
+            }
+        }
+        Req::AnyOf(v) | Req::AllOf(v) => v.iter().for_each(|c| req_creds(c, out)),
+    }
+}
+
+/// Compiles a validated policy. Errors (unreadable key files, weak keys, too
+/// many scopes) are located at the definition that caused them.
+pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
+    let mut errors = Diagnostics::default();
+
+    let mut credentials = Vec::with_capacity(policy.credentials.len());
+    let mut credential_headers: Vec<String> = Vec::new();
+    for def in &policy.credentials {
+        match Verifier::build(&def.kind, base_dir(policy, def.name.span)) {
+            Ok(verifier) => credentials.push(CompiledCredential {
+                name: def.name.value.as_str().into(),
+                verifier,
+            }),
+            Err(msg) => errors.push(diag_at(
+                policy,
+                def.name.span,
+                format!("credential `{}`: {msg}", def.name.value),
+            )),
+        }
+        for h in def.kind.headers() {
+            if !credential_headers.contains(&h) {
+                credential_headers.push(h);
+            }
+        }
+    }
+
+    let mut scope_ids: HashMap<Box<str>, usize> = HashMap::new();
+    let mut intern = |name: &str, span: Span, errors: &mut Diagnostics| -> Option<usize> {
+        if let Some(&id) = scope_ids.get(name) {
+            return Some(id);
+        }
+        let id = scope_ids.len();
+        if id >= MAX_SCOPES {
+            errors.push(diag_at(
+                policy,
+                span,
+                format!("more than {MAX_SCOPES} distinct scopes in one policy"),
+            ));
+            return None;
+        }
+        scope_ids.insert(name.into(), id);
+        Some(id)
+    };
+
+    let limits: Vec<Arc<CompiledLimit>> = policy
+        .rate_limits
+        .iter()
+        .map(|d| {
+            let spec = LimitSpec {
+                name: d.name.value.as_str().into(),
+                limit: d.limit,
+                per: d.per,
+                burst: d.burst,
+            };
+            Arc::new(CompiledLimit {
+                id: spec.id(),
+                spec,
+                key: d.key,
+            })
+        })
+        .collect();
+
+    let mut routes = Vec::with_capacity(policy.routes.len());
+    let mut hosts: HashMap<Box<str>, MethodTable> = HashMap::new();
+    let mut any_host = MethodTable::default();
+    for (idx, route) in policy.routes.iter().enumerate() {
+        let (scopes, names) = match &route.scopes {
+            ScopeRequirement::None => (ScopeCheck::None, Vec::new()),
+            ScopeRequirement::AllOf(v) | ScopeRequirement::AnyOf(v) => {
+                let mut set = ScopeSet::default();
+                for s in v {
+                    if let Some(id) = intern(s, route.span, &mut errors) {
+                        set.insert(id);
+                    }
+                }
+                let check = if matches!(route.scopes, ScopeRequirement::AllOf(_)) {
+                    ScopeCheck::AllOf(set)
+                } else {
+                    ScopeCheck::AnyOf(set)
+                };
+                (check, v.clone())
+            }
+        };
+        let req = compile_req(&route.require);
+        let mut creds = Vec::new();
+        req_creds(&req, &mut creds);
+        let mut challenges: Vec<Challenge> = Vec::new();
+        let mut bearer = false;
+        for c in &creds {
+            if let Some(cc) = credentials.get(*c) {
+                if let Some(ch) = cc.verifier.challenge() {
+                    bearer |= ch == Challenge::Bearer;
+                    if !challenges.contains(&ch) {
+                        challenges.push(ch);
+                    }
+                }
+            }
+        }
+        routes.push(CompiledRoute {
+            name: route.name.value.as_str().into(),
+            req,
+            scopes,
+            scope_names: names.join(" ").into(),
+            limit: route.rate_limit.and_then(|i| limits.get(i)).cloned(),
+            challenges: challenges.into(),
+            bearer,
+        });
+
+        let table = match &route.matcher.host {
+            Some(h) => hosts.entry(h.as_str().into()).or_default(),
+            None => &mut any_host,
+        };
+        let roots: Vec<&mut Node> = if route.matcher.methods.is_empty() {
+            vec![&mut table.any]
+        } else {
+            // Each method has its own trie; a route listing two methods is in both.
+            for m in &route.matcher.methods {
+                table.by_method.entry(m.as_str().into()).or_default();
+            }
+            table
+                .by_method
+                .iter_mut()
+                .filter(|(m, _)| route.matcher.methods.iter().any(|x| x.as_str() == &***m))
+                .map(|(_, n)| n)
+                .collect()
+        };
+        for root in roots {
+            let mut node = root;
+            let mut placed = false;
+            for seg in &route.matcher.path.segments {
+                match seg {
+                    PatternSegment::Static(s) => {
+                        node = node.statics.entry(s.as_str().into()).or_default()
+                    }
+                    PatternSegment::Param(_) => node = node.param.get_or_insert_with(Box::default),
+                    PatternSegment::Rest => {
+                        if node.rest.is_none() {
+                            node.rest = Some(idx);
+                        }
+                        placed = true;
+                        break;
+                    }
+                }
+            }
+            if !placed && node.leaf.is_none() {
+                node.leaf = Some(idx);
+            }
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(CompiledPolicy {
+        settings: policy.settings.clone(),
+        identity: Arc::new(IdentityNames::from(&policy.settings.identity_headers)),
+        credentials,
+        routes,
+        hosts,
+        any_host,
+        scope_ids,
+        credential_headers,
+        files: policy.files.clone(),
+    })
+}

@@ -1,0 +1,219 @@
+//! The key shape of SPEC section 5: `PREFIX` + 30 base62 random characters +
+//! 6 base62 characters of CRC32 over prefix and random part.
+//!
+//! Written by hand: no maintained crate implements this (GitHub-style) token
+//! format, and it is a few lines over `crc32fast` and `ring`'s CSPRNG.
+
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Random characters after the prefix.
+pub const RANDOM_LEN: usize = 30;
+/// Checksum characters at the end.
+pub const CHECKSUM_LEN: usize = 6;
+/// Longest prefix accepted.
+pub const MAX_PREFIX_LEN: usize = 32;
+
+/// A key's SHA-256 digest: what stores hold. Never printed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest(pub [u8; 32]);
+
+impl KeyDigest {
+    pub fn of(key: &str) -> Self {
+        KeyDigest(Sha256::digest(key.as_bytes()).into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+        }
+        Some(KeyDigest(out))
+    }
+}
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyDigest(<redacted>)")
+    }
+}
+
+/// Is `prefix` usable as a key prefix (`[A-Za-z0-9_-]`, 1..=32 chars)?
+pub fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_LEN
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn base62_fixed(mut n: u32) -> [u8; CHECKSUM_LEN] {
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET.get((n % 62) as usize).copied().unwrap_or(b'0');
+        n /= 62;
+    }
+    out
+}
+
+fn checksum(body: &str) -> [u8; CHECKSUM_LEN] {
+    base62_fixed(crc32fast::hash(body.as_bytes()))
+}
+
+/// Why key generation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// The prefix has characters outside `[A-Za-z0-9_-]` or is too long.
+    #[error("invalid key prefix `{0}`: use 1 to 32 of `A-Z a-z 0-9 _ -`")]
+    BadPrefix(String),
+    /// The operating system's random source failed.
+    #[error("the system random number generator failed")]
+    Rng,
+}
+
+/// Generates a new key from the OS CSPRNG.
+pub fn generate(prefix: &str) -> Result<String, GenerateError> {
+    if !valid_prefix(prefix) {
+        return Err(GenerateError::BadPrefix(prefix.to_string()));
+    }
+    let rng = SystemRandom::new();
+    let mut random = String::with_capacity(RANDOM_LEN);
+    let mut buf = [0u8; 64];
+    while random.len() < RANDOM_LEN {
+        rng.fill(&mut buf).map_err(|_| GenerateError::Rng)?;
+        // Rejection sampling: 248 = 4 * 62, so accepted bytes map uniformly.
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            if random.len() == RANDOM_LEN {
+                break;
+            }
+            random.push(
+                ALPHABET
+                    .get((b % 62) as usize)
+                    .copied()
+                    .map(char::from)
+                    .unwrap_or('0'),
+            );
+        }
+    }
+    let body = format!("{prefix}{random}");
+    let sum = checksum(&body);
+    Ok(format!("{body}{}", String::from_utf8_lossy(&sum)))
+}
+
+/// What a presented value is, for an API-key credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyShape {
+    /// Not one of this credential's prefixes: not meant for it, no lookup.
+    Foreign,
+    /// Has our prefix but a wrong length, alphabet or checksum: invalid, no lookup.
+    Corrupt,
+    /// Well-formed: worth a lookup.
+    WellFormed,
+}
+
+/// Classifies `value` against the accepted `prefixes` (empty = any prefix).
+pub fn classify(value: &str, prefixes: &[String]) -> KeyShape {
+    let prefix_len = if prefixes.is_empty() {
+        match value.len().checked_sub(RANDOM_LEN + CHECKSUM_LEN) {
+            Some(n) if n >= 1 => n,
+            _ => return KeyShape::Corrupt,
+        }
+    } else {
+        match prefixes.iter().find(|p| value.starts_with(p.as_str())) {
+            Some(p) => p.len(),
+            None => return KeyShape::Foreign,
+        }
+    };
+    if value.len() != prefix_len + RANDOM_LEN + CHECKSUM_LEN {
+        return KeyShape::Corrupt;
+    }
+    let (Some(prefix), Some(tail)) = (value.get(..prefix_len), value.get(prefix_len..)) else {
+        return KeyShape::Corrupt;
+    };
+    if !valid_prefix(prefix) || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return KeyShape::Corrupt;
+    }
+    let split = value.len() - CHECKSUM_LEN;
+    match (value.get(..split), value.get(split..)) {
+        (Some(body), Some(sum)) if checksum(body).as_slice() == sum.as_bytes() => {
+            KeyShape::WellFormed
+        }
+        _ => KeyShape::Corrupt,
+    }
+}
+
+/// The only form of a key that may be shown after creation: first 8 and last 4 characters.
+pub fn fingerprint(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 16 {
+        // Too short to show any of it safely.
+        return "…".to_string();
+    }
+    let head: String = chars.iter().take(8).collect();
+    let tail: String = chars.iter().skip(chars.len() - 4).collect();
+    format!("{head}…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_spec_shape_and_verify() {
+        let k = generate("pk_live_").unwrap();
+        assert_eq!(k.len(), 8 + 30 + 6);
+        assert!(k.starts_with("pk_live_"));
+        assert_eq!(classify(&k, &["pk_live_".into()]), KeyShape::WellFormed);
+        assert_eq!(classify(&k, &[]), KeyShape::WellFormed);
+        assert_eq!(classify(&k, &["pk_test_".into()]), KeyShape::Foreign);
+        assert_ne!(generate("pk_live_").unwrap(), k);
+    }
+
+    #[test]
+    fn one_changed_character_is_detected() {
+        let k = generate("sk_").unwrap();
+        let mut bytes = k.clone().into_bytes();
+        bytes[10] = if bytes[10] == b'a' { b'b' } else { b'a' };
+        let bad = String::from_utf8(bytes).unwrap();
+        assert_eq!(classify(&bad, &["sk_".into()]), KeyShape::Corrupt);
+    }
+
+    #[test]
+    fn checksum_is_left_padded_base62() {
+        assert_eq!(&base62_fixed(0), b"000000");
+        assert_eq!(&base62_fixed(61), b"00000z");
+        assert_eq!(&base62_fixed(u32::MAX), b"4gfFC3");
+    }
+
+    #[test]
+    fn fingerprint_shows_only_ends() {
+        let k = generate("pk_live_").unwrap();
+        let fp = fingerprint(&k);
+        assert!(fp.starts_with("pk_live_"));
+        assert!(fp.ends_with(&k[k.len() - 4..]));
+        assert!(!fp.contains(&k[8..k.len() - 4]));
+    }
+
+    #[test]
+    fn bad_prefixes_are_refused() {
+        assert!(generate("").is_err());
+        assert!(generate("pk live").is_err());
+        assert!(generate(&"x".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn digest_hex_round_trips_and_debug_redacts() {
+        let d = KeyDigest::of("abc");
+        assert_eq!(KeyDigest::from_hex(&d.to_hex()), Some(d));
+        assert!(!format!("{d:?}").contains(&d.to_hex()[..8]));
+    }
+}

@@ -1,0 +1,424 @@
+//! Evaluate one request against a compiled policy. Every path out of here is
+//! a [`Decision`]; anything unexpected is a deny.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::compile::{CompiledPolicy, CompiledRoute, Req, ScopeCheck, ScopeSet};
+use crate::credential::apikey::KeyStore;
+use crate::credential::{Challenge, CredentialType, Identity, Outcome, VerifyContext};
+use crate::decision::{Decision, Principal, RateLimitStatus, Reason};
+use crate::policy::RateKey;
+use crate::ratelimit::{BucketKey, LimitSpec, RateLimiter};
+use crate::request::Request;
+
+/// How to decide: explain traces and a fixed clock (policy tests).
+#[derive(Debug, Clone, Default)]
+pub struct DecideOptions {
+    pub explain: bool,
+    /// Evaluate credentials as of this time instead of now.
+    pub now: Option<SystemTime>,
+}
+
+struct Trace(Option<Vec<String>>);
+
+impl Trace {
+    fn note(&mut self, f: impl FnOnce() -> String) {
+        if let Some(t) = self.0.as_mut() {
+            t.push(f());
+        }
+    }
+}
+
+/// Reasons that end the whole decision at once, whatever `any_of` has left to try.
+fn fatal(r: Reason) -> bool {
+    matches!(r, Reason::AmbiguousCredential | Reason::StoreUnavailable)
+}
+
+struct Failure {
+    reason: Reason,
+    cred: Option<usize>,
+}
+
+struct Eval<'a> {
+    policy: &'a CompiledPolicy,
+    req: &'a Request,
+    ctx: VerifyContext<'a>,
+    memo: Vec<Option<Outcome>>,
+    trace: &'a mut Trace,
+}
+
+impl Eval<'_> {
+    /// Verifies a credential at most once per decision.
+    fn outcome(&mut self, i: usize) -> Outcome {
+        if let Some(Some(o)) = self.memo.get(i) {
+            return o.clone();
+        }
+        let Some(cred) = self.policy.credentials.get(i) else {
+            return Outcome::Invalid(
+                Reason::StoreUnavailable,
+                "internal: unknown credential index",
+            );
+        };
+        let o = cred.verifier.verify(self.req, &self.ctx);
+        let name = &cred.name;
+        self.trace.note(|| match &o {
+            Outcome::Absent => format!("credential `{name}`: absent"),
+            Outcome::Valid(id) => match &id.fingerprint {
+                Some(fp) => format!(
+                    "credential `{name}`: valid (key `{fp}`, principal `{}`)",
+                    id.principal
+                ),
+                None => format!("credential `{name}`: valid (principal `{}`)", id.principal),
+            },
+            Outcome::Invalid(r, why) => format!("credential `{name}`: {} ({why})", r.as_str()),
+        });
+        if let Some(slot) = self.memo.get_mut(i) {
+            *slot = Some(o.clone());
+        }
+        o
+    }
+
+    fn eval(&mut self, r: &Req, out: &mut Vec<(usize, Identity)>) -> Result<(), Failure> {
+        match r {
+            Req::Public => Ok(()),
+            Req::Cred(i) => match self.outcome(*i) {
+                Outcome::Valid(id) => {
+                    if !out.iter().any(|(j, _)| j == i) {
+                        out.push((*i, id));
+                    }
+                    Ok(())
+                }
+                Outcome::Absent => Err(Failure {
+                    reason: Reason::CredentialMissing,
+                    cred: Some(*i),
+                }),
+                Outcome::Invalid(reason, _) => Err(Failure {
+                    reason,
+                    cred: Some(*i),
+                }),
+            },
+            Req::AnyOf(children) => {
+                let mut first: Option<Failure> = None;
+                for c in children.iter() {
+                    let mark = out.len();
+                    match self.eval(c, out) {
+                        Ok(()) => return Ok(()),
+                        Err(f) if fatal(f.reason) => return Err(f),
+                        Err(f) => {
+                            out.truncate(mark);
+                            let replace = match &first {
+                                None => true,
+                                Some(prev) => {
+                                    prev.reason == Reason::CredentialMissing
+                                        && f.reason != Reason::CredentialMissing
+                                }
+                            };
+                            if replace {
+                                first = Some(f);
+                            }
+                        }
+                    }
+                }
+                Err(first.unwrap_or(Failure {
+                    reason: Reason::CredentialMissing,
+                    cred: None,
+                }))
+            }
+            Req::AllOf(children) => {
+                for c in children.iter() {
+                    self.eval(c, out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Decides one request. Never panics by design; callers still wrap it in
+/// `catch_unwind`-free code paths only (see `Engine::decide`).
+pub fn decide(
+    policy: &CompiledPolicy,
+    limiter: &RateLimiter,
+    keys: &dyn KeyStore,
+    req: &Request,
+    opts: &DecideOptions,
+) -> Decision {
+    let mut trace = Trace(if opts.explain { Some(Vec::new()) } else { None });
+    let mut d = decide_inner(policy, limiter, keys, req, opts, &mut trace);
+    d.trace = trace.0;
+    d
+}
+
+fn decide_inner(
+    policy: &CompiledPolicy,
+    limiter: &RateLimiter,
+    keys: &dyn KeyStore,
+    req: &Request,
+    opts: &DecideOptions,
+    trace: &mut Trace,
+) -> Decision {
+    let path = match crate::path::canonical(&req.path) {
+        Ok(p) => p,
+        Err(e) => {
+            trace.note(|| format!("path refused: {}", e.describe()));
+            return Decision::deny(Reason::BadPath);
+        }
+    };
+    let Some(route_idx) = policy.route_for(req.host.as_deref(), &req.method, &path) else {
+        if policy.unmatched_allows() {
+            trace.note(|| {
+                format!(
+                    "no route for {} `{path}`; settings.unmatched is allow",
+                    req.method
+                )
+            });
+            return Decision::deny(Reason::Allowed).with_allow();
+        }
+        trace.note(|| format!("no route for {} `{path}`", req.method));
+        return Decision::deny(Reason::NoRoute);
+    };
+    let Some(route) = policy.routes.get(route_idx) else {
+        return Decision::deny(Reason::StoreUnavailable);
+    };
+    trace.note(|| format!("route `{}` matched {} `{path}`", route.name, req.method));
+
+    let mut eval = Eval {
+        policy,
+        req,
+        ctx: VerifyContext {
+            now: opts.now.unwrap_or_else(SystemTime::now),
+            keys,
+        },
+        memo: Vec::new(),
+        trace,
+    };
+    let mut satisfied: Vec<(usize, Identity)> = Vec::with_capacity(2);
+    let result = match &route.req {
+        // The common shape needs no memo table.
+        Req::Cred(_) | Req::Public => eval.eval(&route.req, &mut satisfied),
+        compound => {
+            eval.memo = vec![None; policy.credentials.len()];
+            eval.eval(compound, &mut satisfied)
+        }
+    };
+    let trace = eval.trace;
+    if let Err(f) = result {
+        let mut d = Decision::deny(f.reason);
+        d.route = Some(Arc::clone(&route.name));
+        d.credential = f
+            .cred
+            .and_then(|i| policy.credentials.get(i))
+            .map(|c| Arc::clone(&c.name));
+        add_challenge(&mut d, route);
+        trace.note(|| format!("requirement not met: {}", f.reason.as_str()));
+        return d;
+    }
+
+    // Scopes: every satisfying credential that carries scopes must hold them.
+    let carrying: Vec<&Identity> = satisfied
+        .iter()
+        .map(|(_, id)| id)
+        .filter(|id| id.scopes.is_some())
+        .collect();
+    let effective: Option<ScopeSet> = carrying
+        .iter()
+        .map(|id| policy.scope_set(id.scopes.iter().flat_map(|s| s.iter())))
+        .reduce(|a, b| a.and(&b));
+    let scopes_ok = match (&route.scopes, effective) {
+        (ScopeCheck::None, _) => true,
+        (_, None) => false,
+        (ScopeCheck::AllOf(need), Some(have)) => have.contains_all(need),
+        (ScopeCheck::AnyOf(need), Some(have)) => have.intersects(need),
+    };
+    let principal = principal_of(&satisfied, &carrying);
+    let cred_name = credential_names(policy, &satisfied);
+    if !scopes_ok {
+        trace.note(|| format!("scopes not held: route needs `{}`", route.scope_names));
+        let mut d = Decision::deny(Reason::InsufficientScope);
+        d.route = Some(Arc::clone(&route.name));
+        d.credential = cred_name;
+        d.principal = principal;
+        add_challenge(&mut d, route);
+        return d;
+    }
+
+    let mut ratelimit = None;
+    if let Some(limit) = &route.limit {
+        let (key, over) = bucket(limit.key, req, &satisfied, principal.as_ref());
+        let owned;
+        let (spec, id): (&LimitSpec, u64) = match over {
+            Some(o) => {
+                owned = LimitSpec {
+                    name: Arc::clone(&limit.spec.name),
+                    limit: o.limit,
+                    per: o.per,
+                    burst: o.burst,
+                };
+                (&owned, owned.id())
+            }
+            None => (&limit.spec, limit.id),
+        };
+        let r = limiter.check_at(spec, id, &key, limiter.now_ns());
+        let status = RateLimitStatus {
+            limit: r.limit,
+            remaining: r.remaining,
+            reset_after_ms: u64::try_from(r.reset_after.as_millis()).unwrap_or(u64::MAX),
+        };
+        ratelimit = Some(status);
+        if !r.allowed {
+            trace.note(|| format!("rate limit `{}` exhausted", spec.name));
+            let mut d = Decision::deny(Reason::RateLimited);
+            d.route = Some(Arc::clone(&route.name));
+            d.credential = cred_name;
+            d.principal = principal;
+            d.ratelimit = ratelimit;
+            let secs = r.retry_after.as_millis().div_ceil(1000).max(1);
+            d.headers
+                .push((Arc::from("retry-after"), Arc::from(secs.to_string())));
+            return d;
+        }
+    }
+
+    trace.note(|| "allowed".to_string());
+    let mut d = Decision::deny(Reason::Allowed).with_allow();
+    d.route = Some(Arc::clone(&route.name));
+    d.ratelimit = ratelimit;
+    if let Some(p) = &principal {
+        let names = &policy.identity;
+        d.headers.reserve(4);
+        d.headers
+            .push((Arc::clone(&names.principal), Arc::clone(&p.id)));
+        if let Some(c) = &p.consumer {
+            d.headers.push((Arc::clone(&names.consumer), Arc::clone(c)));
+        }
+        d.headers
+            .push((Arc::clone(&names.scopes), Arc::from(p.scopes.join(" "))));
+    }
+    if let Some(c) = &cred_name {
+        d.headers
+            .push((Arc::clone(&policy.identity.credential), Arc::clone(c)));
+    }
+    d.credential = cred_name;
+    d.principal = principal;
+    d
+}
+
+/// The principal: a user-level credential (JWT, mTLS, Basic) over an API key
+/// when both satisfied (`all_of: [app_key, user_jwt]`); the consumer from the key.
+fn principal_of(satisfied: &[(usize, Identity)], carrying: &[&Identity]) -> Option<Principal> {
+    let first = satisfied
+        .iter()
+        .map(|(_, id)| id)
+        .find(|id| id.kind != CredentialType::ApiKey)
+        .or_else(|| satisfied.first().map(|(_, id)| id))?;
+    let consumer = satisfied.iter().find_map(|(_, id)| id.consumer.clone());
+    let scopes: Arc<[String]> = match carrying {
+        [] => Arc::from(Vec::<String>::new()),
+        [one] => one
+            .scopes
+            .clone()
+            .unwrap_or_else(|| Arc::from(Vec::<String>::new())),
+        [head, rest @ ..] => {
+            let base = head.scopes.as_deref().unwrap_or_default();
+            base.iter()
+                .filter(|s| {
+                    rest.iter()
+                        .all(|o| o.scopes.as_deref().unwrap_or_default().contains(s))
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+                .into()
+        }
+    };
+    Some(Principal {
+        id: Arc::clone(&first.principal),
+        consumer,
+        scopes,
+    })
+}
+
+fn credential_names(policy: &CompiledPolicy, satisfied: &[(usize, Identity)]) -> Option<Arc<str>> {
+    match satisfied {
+        [] => None,
+        [(i, _)] => policy.credentials.get(*i).map(|c| Arc::clone(&c.name)),
+        many => Some(
+            many.iter()
+                .filter_map(|(i, _)| policy.credentials.get(*i).map(|c| c.name.to_string()))
+                .collect::<Vec<_>>()
+                .join("+")
+                .into(),
+        ),
+    }
+}
+
+/// The bucket key for a limit, and a per-key override if the identity has one.
+/// Requests with no identity (public routes) fall back to the client address.
+fn bucket(
+    key: RateKey,
+    req: &Request,
+    satisfied: &[(usize, Identity)],
+    principal: Option<&Principal>,
+) -> (BucketKey, Option<crate::credential::RateOverride>) {
+    let ip = || {
+        req.source_ip
+            .map(BucketKey::Ip)
+            .unwrap_or(BucketKey::UnknownIp)
+    };
+    let over = satisfied.iter().find_map(|(_, id)| id.rate_override);
+    let k = match key {
+        RateKey::SourceIp => ip(),
+        RateKey::Consumer => match principal {
+            Some(p) => BucketKey::Text(p.consumer.clone().unwrap_or_else(|| Arc::clone(&p.id))),
+            None => ip(),
+        },
+        RateKey::Principal => principal
+            .map(|p| BucketKey::Text(Arc::clone(&p.id)))
+            .unwrap_or_else(ip),
+        RateKey::Credential => satisfied
+            .first()
+            .map(|(_, id)| BucketKey::Text(Arc::clone(&id.principal)))
+            .unwrap_or_else(ip),
+    };
+    (k, over)
+}
+
+fn add_challenge(d: &mut Decision, route: &CompiledRoute) {
+    let value = match d.reason {
+        Reason::InsufficientScope if route.bearer => {
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                route.scope_names
+            )
+        }
+        r if r.status() == 401 => {
+            let invalid = matches!(
+                r,
+                Reason::CredentialInvalid | Reason::CredentialExpired | Reason::CredentialRevoked
+            );
+            let parts: Vec<String> = route
+                .challenges
+                .iter()
+                .map(|c| match c {
+                    Challenge::Bearer if invalid => {
+                        "Bearer realm=\"portcullis\", error=\"invalid_token\"".to_string()
+                    }
+                    Challenge::Bearer => "Bearer realm=\"portcullis\"".to_string(),
+                    Challenge::ApiKey => "ApiKey realm=\"portcullis\"".to_string(),
+                    Challenge::Basic(realm) => {
+                        format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")
+                    }
+                })
+                .collect();
+            if parts.is_empty() {
+                // mTLS-only routes: no HTTP scheme can answer, but a 401 must still name one.
+                "ClientCertificate realm=\"portcullis\"".to_string()
+            } else {
+                parts.join(", ")
+            }
+        }
+        _ => return,
+    };
+    d.headers
+        .push((Arc::from("www-authenticate"), Arc::from(value)));
+}

@@ -1,0 +1,1 @@
+//! The reference evaluator (see issue 3 item 9).
