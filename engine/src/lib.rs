@@ -21,6 +21,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod reference;
 pub mod request;
+pub mod testing;
 
 pub use decision::{Decision, Principal, RateLimitStatus, Reason};
 pub use engine::{DecideOptions, Engine};
