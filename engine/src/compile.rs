@@ -283,8 +283,12 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
                 per: d.per,
                 burst: d.burst,
             };
+            // State survives a reload only for an unchanged definition, bucket key included.
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&(spec.id(), d.key), &mut h);
+            let id = std::hash::Hasher::finish(&h);
             Arc::new(CompiledLimit {
-                id: spec.id(),
+                id,
                 spec,
                 key: d.key,
             })
