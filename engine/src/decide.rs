@@ -9,7 +9,7 @@ use crate::credential::apikey::KeyStore;
 use crate::credential::{Challenge, CredentialType, Identity, Outcome, VerifyContext};
 use crate::decision::{Decision, Principal, RateLimitStatus, Reason};
 use crate::policy::RateKey;
-use crate::ratelimit::{BucketKey, LimitSpec, RateLimiter};
+use crate::ratelimit::{BucketKey, LimitSpec, Limiter};
 use crate::request::Request;
 
 use smallvec::SmallVec;
@@ -144,7 +144,7 @@ impl Eval<'_> {
 /// `catch_unwind`-free code paths only (see `Engine::decide`).
 pub fn decide(
     policy: &CompiledPolicy,
-    limiter: &RateLimiter,
+    limiter: &dyn Limiter,
     keys: &dyn KeyStore,
     req: &Request,
     opts: &DecideOptions,
@@ -157,7 +157,7 @@ pub fn decide(
 
 fn decide_inner(
     policy: &CompiledPolicy,
-    limiter: &RateLimiter,
+    limiter: &dyn Limiter,
     keys: &dyn KeyStore,
     req: &Request,
     opts: &DecideOptions,
@@ -264,7 +264,7 @@ fn decide_inner(
             }
             None => (&limit.spec, limit.id),
         };
-        let r = limiter.check_at(spec, id, &key, limiter.now_ns());
+        let r = limiter.check(spec, id, &key);
         let status = RateLimitStatus {
             limit: r.limit,
             remaining: r.remaining,
