@@ -3,10 +3,13 @@
 //! route with its compiled requirement, interned scopes and rate limit.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::credential::{Challenge, Verifier};
+pub use crate::decision::IdentityNames;
 use crate::policy::{
     Diagnostic, Diagnostics, IdentityHeaders, PatternSegment, Policy, RateKey, Requirement,
     ScopeRequirement, Settings, Span, Unmatched,
@@ -84,10 +87,15 @@ pub struct CompiledCredential {
     pub verifier: Verifier,
 }
 
+/// Maps filled at compile time and only read while deciding. FxHash rather
+/// than SipHash: request input is only ever looked up, never inserted, so an
+/// attacker cannot build the collision chains that HashDoS needs.
+pub type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
+
 /// A trie node: children by static segment, then one `{param}` child, then a `/**` leaf.
 #[derive(Default)]
 pub struct Node {
-    pub statics: HashMap<Box<str>, Node>,
+    pub statics: FastMap<Box<str>, Node>,
     pub param: Option<Box<Node>>,
     /// Route index if a pattern ends here.
     pub leaf: Option<usize>,
@@ -122,7 +130,7 @@ impl Node {
 
 #[derive(Default)]
 pub struct MethodTable {
-    pub by_method: HashMap<Box<str>, Node>,
+    pub by_method: FastMap<Box<str>, Node>,
     pub any: Node,
 }
 
@@ -143,31 +151,21 @@ pub struct CompiledPolicy {
     pub identity: Arc<IdentityNames>,
     pub credentials: Vec<CompiledCredential>,
     pub routes: Vec<CompiledRoute>,
-    pub hosts: HashMap<Box<str>, MethodTable>,
+    pub hosts: FastMap<Box<str>, MethodTable>,
     pub any_host: MethodTable,
-    pub scope_ids: HashMap<Box<str>, usize>,
+    pub scope_ids: FastMap<Box<str>, usize>,
     /// Header names that carry credentials, for gateways to strip upstream.
     pub credential_headers: Vec<String>,
     /// Files the policy came from (for reload watching and errors).
     pub files: Vec<PathBuf>,
 }
 
-/// Identity header names, shared into every allow decision.
-pub struct IdentityNames {
-    pub principal: Arc<str>,
-    pub consumer: Arc<str>,
-    pub scopes: Arc<str>,
-    pub credential: Arc<str>,
-}
-
-impl From<&IdentityHeaders> for IdentityNames {
-    fn from(h: &IdentityHeaders) -> Self {
-        Self {
-            principal: h.principal.as_str().into(),
-            consumer: h.consumer.as_str().into(),
-            scopes: h.scopes.as_str().into(),
-            credential: h.credential.as_str().into(),
-        }
+fn identity_names(h: &IdentityHeaders) -> IdentityNames {
+    IdentityNames {
+        principal: h.principal.as_str().into(),
+        consumer: h.consumer.as_str().into(),
+        scopes: h.scopes.as_str().into(),
+        credential: h.credential.as_str().into(),
     }
 }
 
@@ -257,7 +255,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
         }
     }
 
-    let mut scope_ids: HashMap<Box<str>, usize> = HashMap::new();
+    let mut scope_ids: FastMap<Box<str>, usize> = FastMap::default();
     let mut intern = |name: &str, span: Span, errors: &mut Diagnostics| -> Option<usize> {
         if let Some(&id) = scope_ids.get(name) {
             return Some(id);
@@ -285,8 +283,12 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
                 per: d.per,
                 burst: d.burst,
             };
+            // State survives a reload only for an unchanged definition, bucket key included.
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&(spec.id(), d.key), &mut h);
+            let id = std::hash::Hasher::finish(&h);
             Arc::new(CompiledLimit {
-                id: spec.id(),
+                id,
                 spec,
                 key: d.key,
             })
@@ -294,7 +296,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
         .collect();
 
     let mut routes = Vec::with_capacity(policy.routes.len());
-    let mut hosts: HashMap<Box<str>, MethodTable> = HashMap::new();
+    let mut hosts: FastMap<Box<str>, MethodTable> = FastMap::default();
     let mut any_host = MethodTable::default();
     for (idx, route) in policy.routes.iter().enumerate() {
         let (scopes, names) = match &route.scopes {
@@ -386,7 +388,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
     }
     Ok(CompiledPolicy {
         settings: policy.settings.clone(),
-        identity: Arc::new(IdentityNames::from(&policy.settings.identity_headers)),
+        identity: Arc::new(identity_names(&policy.settings.identity_headers)),
         credentials,
         routes,
         hosts,

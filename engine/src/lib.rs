@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod reference;
 pub mod request;
 pub mod testing;
+mod testing_support;
 
 pub use decision::{Decision, Principal, RateLimitStatus, Reason};
 pub use engine::{DecideOptions, Engine};

@@ -72,58 +72,69 @@ fn allowed_escaped(b: u8) -> bool {
 }
 
 /// The canonical path of a request target, or why there is none.
-/// Returns the decoded path (query removed). Allocates only when it decodes an escape.
+/// Returns the decoded path (query removed). One pass over the bytes;
+/// allocates only when it decodes an escape.
 pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
-    let path = match target.find('?') {
-        Some(i) => target.get(..i).unwrap_or(""),
-        None => target,
-    };
-    if path.len() > MAX_PATH_LEN {
-        return Err(PathError::TooLong);
-    }
-    if !path.starts_with('/') {
+    let bytes = target.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return Err(PathError::NotOriginForm);
     }
-    let bytes = path.as_bytes();
     let mut decoded: Option<Vec<u8>> = None;
+    let mut seg_start = 1;
     let mut i = 0;
+    let dot_segment = |seg: &[u8]| seg == b"." || seg == b"..";
     while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) else {
-                return Err(PathError::BadEscape);
-            };
-            let v = h * 16 + l;
-            if !allowed_escaped(v) {
-                return Err(PathError::ForbiddenEscape);
+        match b {
+            b'?' => break,
+            b'/' => {
+                if i > 0 {
+                    let seg = bytes.get(seg_start..i).unwrap_or_default();
+                    if seg.is_empty() {
+                        return Err(PathError::EmptySegment);
+                    }
+                    if dot_segment(seg) {
+                        return Err(PathError::DotSegment);
+                    }
+                }
+                seg_start = i + 1;
             }
-            let buf = decoded.get_or_insert_with(|| bytes.get(..i).unwrap_or_default().to_vec());
-            buf.push(v);
-            i += 3;
-            continue;
-        }
-        if !allowed_raw(b) {
-            return Err(PathError::ForbiddenByte);
+            b'%' => {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return Err(PathError::BadEscape);
+                };
+                let v = h * 16 + l;
+                // Escapes of `.` and `/` are refused, so raw and decoded forms
+                // have the same segments and dot-segment checks on raw bytes hold.
+                if !allowed_escaped(v) {
+                    return Err(PathError::ForbiddenEscape);
+                }
+                let buf =
+                    decoded.get_or_insert_with(|| bytes.get(..i).unwrap_or_default().to_vec());
+                buf.push(v);
+                i += 3;
+                continue;
+            }
+            _ if !allowed_raw(b) => return Err(PathError::ForbiddenByte),
+            _ => {}
         }
         if let Some(buf) = decoded.as_mut() {
             buf.push(b);
         }
         i += 1;
     }
-    // Segment checks on the raw form: escapes of `.` and `/` were refused above,
-    // so raw and decoded forms have the same segments.
-    for seg in path.split('/').skip(1) {
-        if seg == "." || seg == ".." {
-            return Err(PathError::DotSegment);
-        }
+    if i > MAX_PATH_LEN {
+        return Err(PathError::TooLong);
     }
-    if path.len() > 1 && path.contains("//") {
-        return Err(PathError::EmptySegment);
+    if dot_segment(bytes.get(seg_start.min(i)..i).unwrap_or_default()) {
+        return Err(PathError::DotSegment);
     }
     match decoded {
-        None => Ok(std::borrow::Cow::Borrowed(path)),
+        None => Ok(std::borrow::Cow::Borrowed(
+            target.get(..i).unwrap_or_default(),
+        )),
         // Every decoded byte is ASCII (allowed_escaped admits only ASCII).
         Some(buf) => String::from_utf8(buf)
             .map(std::borrow::Cow::Owned)
