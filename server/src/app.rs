@@ -306,10 +306,7 @@ impl App {
         };
         let d = self.decide(Endpoint::ExtAuthz, request, false).await;
         let strip = if d.allow {
-            let names = self.inner.engine.policy().credential_headers.join(", ");
-            HeaderValue::from_str(&names)
-                .ok()
-                .filter(|_| !names.is_empty())
+            self.headers_to_remove(&d)
         } else {
             None
         };
@@ -318,6 +315,36 @@ impl App {
             Style::Envoy,
             strip.map(|v| (&X_ENVOY_AUTH_HEADERS_TO_REMOVE, v)),
         )
+    }
+
+    /// What Envoy must remove from the upstream request on allow: the
+    /// credential headers (the application never needs the key), and every
+    /// identity header this answer does not set, because Envoy's
+    /// `allowed_upstream_headers` only replaces the headers an answer
+    /// contains and would let a client-supplied `x-auth-consumer` through.
+    fn headers_to_remove(&self, d: &Decision) -> Option<HeaderValue> {
+        let policy = self.inner.engine.policy();
+        let set = d.response_headers();
+        let names = &policy.identity;
+        let mut out: Vec<&str> = policy
+            .credential_headers
+            .iter()
+            .map(String::as_str)
+            .collect();
+        for name in [
+            &names.principal,
+            &names.consumer,
+            &names.scopes,
+            &names.credential,
+        ] {
+            if !set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) && !out.contains(&&**name) {
+                out.push(name);
+            }
+        }
+        if out.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&out.join(", ")).ok()
     }
 }
 

@@ -46,7 +46,7 @@ pub fn test(args: &TestArgs) -> ExitCode {
     for e in &report.errors {
         println!("{e}");
     }
-    if report.passed + report.failed == 0 && report.errors.is_empty() {
+    if report.files.is_empty() && report.errors.is_empty() {
         eprintln!("note: no policy tests found under {}", args.path.display());
     }
     println!("{} passed, {} failed", report.passed, report.failed);

@@ -120,7 +120,7 @@ pub fn decision(
     };
     let mut r = with_status(code, JSON, body);
     let h = r.headers_mut();
-    for (name, value) in &d.headers {
+    for (name, value) in &d.response_headers() {
         let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_bytes(value.as_bytes()),
