@@ -269,7 +269,8 @@ impl App {
             source_ip: client_ip(peer.addr, &self.inner.settings.trusted, &parts.headers),
         };
         let d = self.decide(Endpoint::ForwardAuth, request, false).await;
-        respond::decision(&d, style, None)
+        let policy = self.inner.engine.policy();
+        respond::decision(&d, style, None, Some(&policy.identity))
     }
 
     async fn ext_authz(&self, peer: Peer, req: Request<Incoming>) -> Resp {
@@ -314,6 +315,7 @@ impl App {
             &d,
             Style::Envoy,
             strip.map(|v| (&X_ENVOY_AUTH_HEADERS_TO_REMOVE, v)),
+            None,
         )
     }
 

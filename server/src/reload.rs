@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use portcullis_engine::{Diagnostics, Engine};
 use serde::Serialize;
 
@@ -195,12 +195,16 @@ impl Reloader {
 }
 
 /// Watches the policy file (through its directory, so editors that replace
-/// the file by renaming are seen) or directory, and reloads after writes
-/// settle. Dropping the returned debouncer stops the watch.
+/// the file by renaming are seen) or directory, and reloads once writes have
+/// settled for `debounce`. Dropping the returned watcher stops the watch.
+///
+/// Debounced here rather than with `notify-debouncer-mini`: that crate drops
+/// event kinds, and reading the policy (on every reload) raises open/read
+/// access events that must not trigger another reload.
 pub fn watch(
     reloader: Arc<Reloader>,
     debounce: Duration,
-) -> Result<Debouncer<RecommendedWatcher>, notify::Error> {
+) -> Result<RecommendedWatcher, notify::Error> {
     let target = std::fs::canonicalize(reloader.path()).unwrap_or_else(|_| reloader.path().into());
     let is_dir = target.is_dir();
     let (watched, mode) = if is_dir {
@@ -214,28 +218,40 @@ pub fn watch(
     };
     let file_name = target.file_name().map(|n| n.to_os_string());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut debouncer = new_debouncer(debounce, move |res: DebounceEventResult| match res {
-        Ok(events) => {
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| match res {
+        Ok(event) => {
+            let changes = match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                EventKind::Access(_) => false,
+                _ => true,
+            };
             let relevant = is_dir
-                || events
+                || event
+                    .paths
                     .iter()
-                    .any(|e| e.path.file_name().map(|n| n.to_os_string()) == file_name);
-            if relevant {
+                    .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+            if changes && relevant {
                 let _ = tx.send(());
             }
         }
         Err(e) => tracing::warn!(error = %e, "policy watch error"),
     })?;
-    debouncer.watcher().watch(&watched, mode)?;
+    watcher.watch(&watched, mode)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
-            // Collapse a burst of notifications into one reload.
-            while rx.try_recv().is_ok() {}
+            // Wait until no change has arrived for `debounce`.
+            loop {
+                match tokio::time::timeout(debounce, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
             reloader.reload(Trigger::Watch).await;
         }
     });
     tracing::info!(path = %watched.display(), "watching policy for changes");
-    Ok(debouncer)
+    Ok(watcher)
 }
 
 /// Reloads on SIGHUP.

@@ -5,6 +5,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use portcullis_engine::decision::IdentityNames;
 use portcullis_engine::Decision;
 
 pub type Body = Full<Bytes>;
@@ -98,12 +99,19 @@ fn wire_status(d: &Decision, style: Style) -> u16 {
 /// headers on allow, `www-authenticate`, `retry-after`), `x-auth-reason`
 /// always, and `extra` headers on allow.
 ///
+/// With `every_identity`, an allow carries all four identity headers, empty
+/// when there is nothing to say (a public route): gateways that copy named
+/// headers then overwrite or drop a client's copy instead of passing it on
+/// (Caddy before 2.10 even sets its own unexpanded placeholder for a
+/// header missing from the answer).
+///
 /// A header the decision names that cannot be written (a principal with a
 /// control character) fails closed: 500, which every gateway treats as a deny.
 pub fn decision(
     d: &Decision,
     style: Style,
     extra_on_allow: Option<(&HeaderName, HeaderValue)>,
+    every_identity: Option<&IdentityNames>,
 ) -> Resp {
     let status = wire_status(d, style);
     let Ok(code) = StatusCode::from_u16(status) else {
@@ -141,6 +149,20 @@ pub fn decision(
         if let Some((n, v)) = extra_on_allow {
             h.insert(n.clone(), v);
         }
+        if let Some(names) = every_identity {
+            for name in [
+                &names.principal,
+                &names.consumer,
+                &names.scopes,
+                &names.credential,
+            ] {
+                if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+                    if !h.contains_key(&n) {
+                        h.insert(n, HeaderValue::from_static(""));
+                    }
+                }
+            }
+        }
     }
     r
 }
@@ -158,13 +180,13 @@ mod tests {
 
     #[test]
     fn nginx_style_turns_429_503_400_into_403_keeping_the_reason() {
-        let r = decision(&rate_limited(), Style::Nginx, None);
+        let r = decision(&rate_limited(), Style::Nginx, None, None);
         assert_eq!(r.status(), 403);
         assert_eq!(r.headers()["x-auth-reason"], "rate_limited");
         assert_eq!(r.headers()["retry-after"], "7");
         for reason in [Reason::StoreUnavailable, Reason::BadPath] {
             assert_eq!(
-                decision(&Decision::deny(reason), Style::Nginx, None).status(),
+                decision(&Decision::deny(reason), Style::Nginx, None, None).status(),
                 403
             );
         }
@@ -182,7 +204,7 @@ mod tests {
     #[test]
     fn standard_and_envoy_keep_statuses() {
         assert_eq!(
-            decision(&rate_limited(), Style::Standard, None).status(),
+            decision(&rate_limited(), Style::Standard, None, None).status(),
             429
         );
         assert_eq!(
@@ -207,6 +229,7 @@ mod tests {
                 &X_ENVOY_AUTH_HEADERS_TO_REMOVE,
                 HeaderValue::from_static("x-api-key"),
             )),
+            None,
         );
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-auth-consumer"], "acme");
@@ -215,9 +238,26 @@ mod tests {
     }
 
     #[test]
+    fn every_identity_header_on_allow_when_asked() {
+        let names = IdentityNames {
+            principal: "x-auth-principal".into(),
+            consumer: "x-auth-consumer".into(),
+            scopes: "x-auth-scopes".into(),
+            credential: "x-auth-credential".into(),
+        };
+        let allow = Decision::deny(Reason::Allowed).with_allow();
+        let r = decision(&allow, Style::Standard, None, Some(&names));
+        assert_eq!(r.headers()["x-auth-consumer"], "");
+        assert_eq!(r.headers()["x-auth-principal"], "");
+        let deny = Decision::deny(Reason::NoRoute);
+        let r = decision(&deny, Style::Standard, None, Some(&names));
+        assert!(r.headers().get("x-auth-consumer").is_none());
+    }
+
+    #[test]
     fn unwritable_identity_fails_closed() {
         let mut d = Decision::deny(Reason::Allowed).with_allow();
         d.headers.push(("x-auth-principal".into(), "a\nb".into()));
-        assert_eq!(decision(&d, Style::Standard, None).status(), 500);
+        assert_eq!(decision(&d, Style::Standard, None, None).status(), 500);
     }
 }

@@ -54,8 +54,7 @@ async fn caddy_forward_auth() {
 
     gateway_scenarios(&gw, &fx).await;
 
-    let logs = p.logs();
-    assert!(logs.contains("\"endpoint\":\"forward_auth\""), "{logs}");
+    let logs = p.wait_log("\"endpoint\":\"forward_auth\"");
     for key in fx.all_keys() {
         assert!(!logs.contains(key));
     }

@@ -71,8 +71,7 @@ async fn nginx_auth_request() {
 
     // nginx passes 401 with the challenge and restores 429 from X-Auth-Reason;
     // Portcullis saw the nginx-mode subrequests.
-    let logs = p.logs();
-    assert!(logs.contains("\"endpoint\":\"forward_auth\""), "{logs}");
+    let logs = p.wait_log("\"endpoint\":\"forward_auth\"");
     for key in fx.all_keys() {
         assert!(!logs.contains(key));
     }

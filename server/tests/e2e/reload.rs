@@ -245,10 +245,8 @@ async fn broken_policy_in_the_watched_directory_changes_nothing() {
         "{m}"
     );
     assert!(m.contains("portcullis_policy_last_reload_success 0"), "{m}");
-    assert!(
-        p.logs().contains("no_such_credential"),
-        "the located error is logged"
-    );
+    // The located error is logged.
+    p.wait_log("no_such_credential");
 
     // Fixing it reloads.
     std::fs::remove_file(dir.join("zz_broken.yaml")).unwrap();
@@ -326,7 +324,7 @@ async fn admin_api_requires_the_token() {
     // No token: no admin listener at all.
     let p = Portcullis::start(&fx);
     assert!(p.admin.is_none());
-    assert!(p.logs().contains("admin API off"));
+    p.wait_log("admin API off");
     drop(p);
 
     let p = Portcullis::start_with(

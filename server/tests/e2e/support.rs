@@ -200,7 +200,11 @@ impl Portcullis {
             .arg(format!("sqlite://{}", fx.path("keys.db").display()))
             .arg("--static-keys")
             .arg(&fx.keys_file)
-            .args(["--log-sample-allow", "1.0", "--log-level", "info"])
+            .args(if opts.args.iter().any(|a| a == "--log-sample-allow") {
+                &[][..]
+            } else {
+                &["--log-sample-allow", "1.0"][..]
+            })
             .args(&opts.args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -250,6 +254,19 @@ impl Portcullis {
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits (10 s at most) until the logs contain `needle`; logs are
+    /// written by a background thread.
+    pub fn wait_log(&self, needle: &str) -> String {
+        for _ in 0..500 {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("`{needle}` never logged:\n{}", self.logs());
     }
 
     pub fn pid(&self) -> u32 {
