@@ -194,6 +194,7 @@ mod tests {
             decision(
                 &Decision::deny(Reason::CredentialMissing),
                 Style::Nginx,
+                None,
                 None
             )
             .status(),
@@ -211,6 +212,7 @@ mod tests {
             decision(
                 &Decision::deny(Reason::StoreUnavailable),
                 Style::Envoy,
+                None,
                 None
             )
             .status(),
