@@ -404,3 +404,56 @@ fn load_sources_merges_texts() {
     assert_eq!(b.htpasswd_file.value, Path::new("/etc/p/users"));
     assert_eq!(p.routes[0].span.file, 1);
 }
+
+#[test]
+fn a_loaded_policy_compiles_and_decides() {
+    use portcullis_engine::credential::apikey::{
+        fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex,
+    };
+    use portcullis_engine::{Engine, Headers, Request};
+    use std::sync::Arc;
+
+    let keys = MemoryIndex::new();
+    let key = generate("pk_live_").unwrap();
+    let rec = KeyRecord {
+        id: Arc::from("key_1"),
+        consumer: Arc::from("acme"),
+        scopes: Arc::from(Vec::<String>::new()),
+        created_at: 0,
+        expires_at: None,
+        not_before: None,
+        revoked_at: None,
+        allowed_cidrs: vec![],
+        metadata: Default::default(),
+        rate_limit: None,
+    };
+    keys.insert(
+        KeyDigest::of(&key),
+        KeyEntry {
+            record: Arc::new(rec),
+            fingerprint: fingerprint(&key).into(),
+            key_expires_at: None,
+        },
+    );
+    let engine =
+        Engine::from_path(&data("valid/split"), Arc::new(keys)).unwrap_or_else(|e| panic!("{e}"));
+    let request = |key: Option<&str>| {
+        let mut headers = Headers::new();
+        if let Some(k) = key {
+            headers.append("x-api-key", k);
+        }
+        Request {
+            method: "GET".into(),
+            path: "/v1/charges/ch_1".into(),
+            host: None,
+            headers,
+            source_ip: None,
+        }
+    };
+    let d = engine.decide(&request(Some(&key)));
+    assert!(d.allow, "{d:?}");
+    assert_eq!(d.route.as_deref(), Some("charges"));
+    let d = engine.decide(&request(None));
+    assert!(!d.allow);
+    assert_eq!(d.status, 401);
+}

@@ -9,7 +9,7 @@ use super::decode::{self, Draft};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Policy, Span};
 use super::node::Cx;
-use super::positions::{PositionIndex, MAX_NESTING};
+use super::positions::{NodePath, PositionIndex, MAX_NESTING};
 use super::problems::Problems;
 use super::resolve;
 
@@ -135,6 +135,15 @@ fn syntax_error(
         if !dups.is_empty() {
             for (path, at, first) in dups {
                 let key = path.last_key().unwrap_or("");
+                // Under `credentials` / `rate_limits` a repeated key is a repeated name.
+                let parent = path.parent().unwrap_or_default();
+                let what = if parent == NodePath::root().key("credentials") {
+                    "credential"
+                } else if parent == NodePath::root().key("rate_limits") {
+                    "rate limit"
+                } else {
+                    "key"
+                };
                 problems.error(
                     Span {
                         file,
@@ -142,7 +151,7 @@ fn syntax_error(
                         col: at.col,
                     },
                     format!(
-                        "duplicate key `{key}` (first at line {}, column {})",
+                        "duplicate {what} `{key}`: first defined at line {}, column {}",
                         first.line, first.col
                     ),
                 );

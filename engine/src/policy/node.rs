@@ -343,6 +343,9 @@ impl<'v> Fields<'v> {
             let span = cx.span_at(cx.index.locate_key(&self.node.path.key(k)));
             let help = match check::did_you_mean(k, allowed.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
+                None if k == "<<" => {
+                    "yaml merge keys are not supported: write the fields out".to_string()
+                }
                 None => format!("valid fields here: {}", check::list(allowed)),
             };
             let shown: String = k.chars().take(60).filter(|c| !c.is_control()).collect();
