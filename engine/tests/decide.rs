@@ -1,13 +1,20 @@
 //! Decisions through the public API: reason codes, headers, explain traces,
 //! secrets kept out of output, hot swap and rate-limit state across reloads.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use portcullis_engine::credential::apikey::{fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex};
+use portcullis_engine::credential::apikey::{
+    fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex,
+};
 use portcullis_engine::credential::KeyStore;
 use portcullis_engine::{policy, DecideOptions, Engine, Headers, Reason, Request};
 
@@ -51,7 +58,11 @@ fn index_with(scopes: &[&str]) -> (Arc<MemoryIndex>, String) {
     };
     index.insert(
         KeyDigest::of(&key),
-        KeyEntry { record: Arc::new(record), fingerprint: fingerprint(&key).into(), key_expires_at: None },
+        KeyEntry {
+            record: Arc::new(record),
+            fingerprint: fingerprint(&key).into(),
+            key_expires_at: None,
+        },
     );
     (Arc::new(index), key)
 }
@@ -66,7 +77,13 @@ fn get(path: &str, key: Option<&str>) -> Request {
     if let Some(k) = key {
         headers.append("X-Api-Key", k);
     }
-    Request { method: "GET".into(), path: path.into(), host: None, headers, source_ip: None }
+    Request {
+        method: "GET".into(),
+        path: path.into(),
+        host: None,
+        headers,
+        source_ip: None,
+    }
 }
 
 #[test]
@@ -139,11 +156,13 @@ fn reload_keeps_state_of_unchanged_limits_and_resets_changed_ones() {
     assert!(!e.decide(&req).allow);
     // Same definition, other routes changed: still exhausted.
     let same = POLICY.replace("/public/**", "/pub/**");
-    e.reload(&policy::load_str(Path::new("test.yaml"), &same).unwrap()).unwrap();
+    e.reload(&policy::load_str(Path::new("test.yaml"), &same).unwrap())
+        .unwrap();
     assert_eq!(e.decide(&req).reason, Reason::RateLimited);
     // Changed definition: fresh state.
     let changed = POLICY.replace("burst: 2", "burst: 3");
-    e.reload(&policy::load_str(Path::new("test.yaml"), &changed).unwrap()).unwrap();
+    e.reload(&policy::load_str(Path::new("test.yaml"), &changed).unwrap())
+        .unwrap();
     assert!(e.decide(&req).allow);
 }
 
@@ -163,13 +182,22 @@ fn failed_reload_keeps_the_old_policy_and_returns_the_errors() {
 fn explain_trace_shows_steps_and_never_the_key() {
     let (idx, key) = index_with(&["things:read"]);
     let e = engine(POLICY, idx);
-    let d = e.decide_with(&get("/v1/things/1?token=secret-query", Some(&key)), &DecideOptions { explain: true, now: None });
+    let d = e.decide_with(
+        &get("/v1/things/1?token=secret-query", Some(&key)),
+        &DecideOptions {
+            explain: true,
+            now: None,
+        },
+    );
     let trace = d.trace.clone().unwrap();
     let all = trace.join("\n");
     assert!(all.contains("route `read`"), "{all}");
     assert!(all.contains(&fingerprint(&key)), "{all}");
     assert!(!all.contains(&key), "key leaked into trace: {all}");
-    assert!(!all.contains("secret-query"), "query leaked into trace: {all}");
+    assert!(
+        !all.contains("secret-query"),
+        "query leaked into trace: {all}"
+    );
     let debug = format!("{d:?} {:?}", get("/x", Some(&key)));
     assert!(!debug.contains(&key), "key leaked into Debug");
     assert!(!format!("{:?}", KeyDigest::of(&key)).contains(&KeyDigest::of(&key).to_hex()));
@@ -204,9 +232,20 @@ fn each_credential_is_verified_once_however_often_named() {
     );
     let e = engine(&text, idx);
     let bad = generate("pk_test_").unwrap();
-    let d = e.decide_with(&get("/v1/things/1", Some(&bad)), &DecideOptions { explain: true, now: None });
+    let d = e.decide_with(
+        &get("/v1/things/1", Some(&bad)),
+        &DecideOptions {
+            explain: true,
+            now: None,
+        },
+    );
     assert_eq!(d.reason, Reason::CredentialInvalid);
-    let verifications = d.trace.unwrap().iter().filter(|l| l.starts_with("credential `key`")).count();
+    let verifications = d
+        .trace
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("credential `key`"))
+        .count();
     assert_eq!(verifications, 1);
 }
 
@@ -219,7 +258,9 @@ fn hot_swap_never_mixes_two_policies() {
     let v1 = policy::load_str(Path::new("v1.yaml"), POLICY).unwrap();
     let v2 = policy::load_str(
         Path::new("v2.yaml"),
-        &POLICY.replace("things:read", "things:write").replace("/public/**", "/v1/things/{id}/public"),
+        &POLICY
+            .replace("things:read", "things:write")
+            .replace("/public/**", "/v1/things/{id}/public"),
     )
     .unwrap();
     let e = Arc::new(Engine::new(&v1, Arc::clone(&idx) as Arc<dyn KeyStore>).unwrap());
