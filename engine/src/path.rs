@@ -65,10 +65,12 @@ fn allowed_raw(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@/".contains(&b)
 }
 
-/// Bytes an escape may stand for: anything allowed raw except `/` and `.`,
-/// plus a few that are harmless inside one segment.
+/// Bytes an escape may stand for: exactly those allowed raw, except `/` and
+/// `.`. So a canonical path is itself a valid input with the same canonical
+/// form (idempotence), and an escape can never smuggle a separator, a dot
+/// segment, whitespace or a control byte past the route match.
 fn allowed_escaped(b: u8) -> bool {
-    (allowed_raw(b) && b != b'/' && b != b'.') || b" \"<>[]^`{|}".contains(&b)
+    allowed_raw(b) && b != b'/' && b != b'.'
 }
 
 const OK: u8 = 0;
