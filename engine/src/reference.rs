@@ -35,6 +35,9 @@ impl Verdict {
     }
 }
 
+/// (any host?, any method?, path segment kinds): lower wins.
+type Precedence = (bool, bool, Vec<u8>);
+
 /// A policy ready for reference evaluation.
 pub struct Reference<'p> {
     policy: &'p Policy,
@@ -45,7 +48,11 @@ impl<'p> Reference<'p> {
     pub fn new(policy: &'p Policy) -> Result<Self, String> {
         let mut verifiers = Vec::new();
         for c in &policy.credentials {
-            let dir = policy.files.get(c.name.span.file).and_then(|f| f.parent()).unwrap_or(std::path::Path::new("."));
+            let dir = policy
+                .files
+                .get(c.name.span.file)
+                .and_then(|f| f.parent())
+                .unwrap_or(std::path::Path::new("."));
             verifiers.push(Verifier::build(&c.kind, dir)?);
         }
         Ok(Self { policy, verifiers })
@@ -55,18 +62,22 @@ impl<'p> Reference<'p> {
     /// method-specific beats any method, then the path pattern whose segment
     /// kinds (static < param < rest) compare lowest, position by position.
     fn route(&self, req: &Request, path: &str) -> Option<&'p Route> {
-        let mut best: Option<(&Route, (bool, bool, Vec<u8>))> = None;
+        let mut best: Option<(&Route, Precedence)> = None;
         for r in &self.policy.routes {
             let m = &r.matcher;
             let host_ok = match &m.host {
                 None => true,
                 Some(h) => req.host.as_deref() == Some(h.as_str()),
             };
-            let method_ok = m.methods.is_empty() || m.methods.iter().any(|x| *x == req.method);
+            let method_ok = m.methods.is_empty() || m.methods.contains(&req.method);
             if !(host_ok && method_ok && crate::path::matches(&m.path, path)) {
                 continue;
             }
-            let key = (m.host.is_none(), m.methods.is_empty(), crate::path::rank(&m.path));
+            let key = (
+                m.host.is_none(),
+                m.methods.is_empty(),
+                crate::path::rank(&m.path),
+            );
             if best.as_ref().is_none_or(|(_, k)| key < *k) {
                 best = Some((r, key));
             }
@@ -102,11 +113,17 @@ impl<'p> Reference<'p> {
         let ok = match &route.scopes {
             ScopeRequirement::None => true,
             ScopeRequirement::AllOf(need) => {
-                !carried.is_empty() && carried.iter().all(|have| need.iter().all(|n| have.contains(n)))
+                !carried.is_empty()
+                    && carried
+                        .iter()
+                        .all(|have| need.iter().all(|n| have.contains(n)))
             }
             ScopeRequirement::AnyOf(need) => {
                 // The effective set is the intersection of what each carries.
-                !carried.is_empty() && need.iter().any(|n| carried.iter().all(|have| have.contains(n)))
+                !carried.is_empty()
+                    && need
+                        .iter()
+                        .any(|n| carried.iter().all(|have| have.contains(n)))
             }
         };
         if !ok {
@@ -131,7 +148,9 @@ impl<'p> Reference<'p> {
                     None => {
                         let o = match self.verifiers.get(*i) {
                             Some(v) => v.verify(req, ctx),
-                            None => Outcome::Invalid(Reason::StoreUnavailable, "no such credential"),
+                            None => {
+                                Outcome::Invalid(Reason::StoreUnavailable, "no such credential")
+                            }
                         };
                         outcomes.insert(*i, o.clone());
                         o
@@ -160,7 +179,9 @@ impl<'p> Reference<'p> {
                     let before = satisfied.clone();
                     match self.check(c, req, ctx, outcomes, satisfied) {
                         Ok(()) => return Ok(()),
-                        Err(reason @ (Reason::AmbiguousCredential | Reason::StoreUnavailable)) => return Err(reason),
+                        Err(reason @ (Reason::AmbiguousCredential | Reason::StoreUnavailable)) => {
+                            return Err(reason)
+                        }
                         Err(reason) => {
                             *satisfied = before;
                             failures.push(reason);
@@ -168,7 +189,10 @@ impl<'p> Reference<'p> {
                     }
                 }
                 // The first failure that is not "missing", else "missing".
-                Err(failures.into_iter().find(|r| *r != Reason::CredentialMissing).unwrap_or(Reason::CredentialMissing))
+                Err(failures
+                    .into_iter()
+                    .find(|r| *r != Reason::CredentialMissing)
+                    .unwrap_or(Reason::CredentialMissing))
             }
         }
     }

@@ -23,7 +23,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use crate::credential::apikey::{classify, fingerprint, KeyDigest, KeyEntry, KeyRecord, KeyShape, MemoryIndex, RateOverride};
+use crate::credential::apikey::{
+    classify, fingerprint, KeyDigest, KeyEntry, KeyRecord, KeyShape, MemoryIndex, RateOverride,
+};
 use crate::credential::KeyStore;
 use crate::decide::DecideOptions;
 use crate::decision::{Decision, Reason};
@@ -120,6 +122,8 @@ struct RateFixture {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+// Read once the JWT and mTLS credentials wire their test helpers in.
+#[allow(dead_code)]
 pub(crate) struct JwtSigner {
     pub(crate) alg: String,
     /// PEM private key (relative to the test file).
@@ -131,6 +135,8 @@ pub(crate) struct JwtSigner {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+// Read once the JWT and mTLS credentials wire their test helpers in.
+#[allow(dead_code)]
 pub(crate) struct CertFixture {
     pub(crate) cert_file: PathBuf,
 }
@@ -168,6 +174,8 @@ struct CaseRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+// Read once the JWT and mTLS credentials wire their test helpers in.
+#[allow(dead_code)]
 pub(crate) struct JwtRequest {
     pub(crate) signer: String,
     pub(crate) claims: serde_json::Value,
@@ -178,6 +186,8 @@ pub(crate) struct JwtRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+// Read once the JWT and mTLS credentials wire their test helpers in.
+#[allow(dead_code)]
 pub(crate) struct CertRequest {
     pub(crate) cert: String,
     /// `xfcc` (default) or `pem_header:NAME`.
@@ -213,21 +223,30 @@ fn err(file: &Path, msg: impl Into<String>) -> Diagnostics {
 }
 
 fn yaml_err(file: &Path, e: &serde_yaml::Error) -> Diagnostics {
-    let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (line, col) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
     Diagnostic::new(file, line, col, e.to_string()).into()
 }
 
 fn parse_time(file: &Path, t: &Time) -> Result<i64, Diagnostics> {
     match t {
         Time::Unix(n) => Ok(*n),
-        Time::Text(s) => parse_rfc3339(s).ok_or_else(|| err(file, format!("`{s}` is not an RFC 3339 UTC time"))),
+        Time::Text(s) => {
+            parse_rfc3339(s).ok_or_else(|| err(file, format!("`{s}` is not an RFC 3339 UTC time")))
+        }
     }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` only: enough for fixtures, and no date crate needed for it.
 fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 20 || b.get(4) != Some(&b'-') || b.get(10) != Some(&b'T') || b.get(19) != Some(&b'Z') {
+    if b.len() != 20
+        || b.get(4) != Some(&b'-')
+        || b.get(10) != Some(&b'T')
+        || b.get(19) != Some(&b'Z')
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
@@ -275,7 +294,9 @@ pub fn run_path(path: &Path) -> TestReport {
 }
 
 fn is_test_file(p: &Path) -> bool {
-    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("_test.yaml") || n.ends_with("_test.yml"))
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("_test.yaml") || n.ends_with("_test.yml"))
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>, report: &mut TestReport) {
@@ -289,7 +310,9 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, report: &mut TestReport) {
                     }
                 }
             }
-            Err(e) => report.errors.push(err(path, format!("cannot read directory: {e}"))),
+            Err(e) => report
+                .errors
+                .push(err(path, format!("cannot read directory: {e}"))),
         }
     } else if is_test_file(path) {
         out.push(path.to_path_buf());
@@ -297,12 +320,16 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, report: &mut TestReport) {
         // A policy file: its sibling test file.
         let sibling = path.with_file_name(format!(
             "{}_test.yaml",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
         ));
         if sibling.is_file() {
             out.push(sibling);
         } else {
-            report.errors.push(err(path, "no `*_test.yaml` found for this policy"));
+            report
+                .errors
+                .push(err(path, "no `*_test.yaml` found for this policy"));
         }
     }
 }
@@ -323,19 +350,28 @@ struct Prepared {
 }
 
 fn prepare(file: &Path) -> Result<Prepared, Diagnostics> {
-    let text = std::fs::read_to_string(file).map_err(|e| err(file, format!("cannot read test file: {e}")))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| err(file, format!("cannot read test file: {e}")))?;
     let tf: TestFile = serde_yaml::from_str(&text).map_err(|e| yaml_err(file, &e))?;
     let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let policy_path = match &tf.policy {
         Some(p) => dir.join(p),
         None => {
-            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let stem = name.trim_end_matches(".yaml").trim_end_matches(".yml").trim_end_matches("_test");
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let stem = name
+                .trim_end_matches(".yaml")
+                .trim_end_matches(".yml")
+                .trim_end_matches("_test");
             dir.join(format!("{stem}.yaml"))
         }
     };
     let now = match &tf.now {
-        Some(t) => UNIX_EPOCH + Duration::from_secs(u64::try_from(parse_time(file, t)?).unwrap_or(0)),
+        Some(t) => {
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(parse_time(file, t)?).unwrap_or(0))
+        }
         None => SystemTime::now(),
     };
     let index = MemoryIndex::new();
@@ -348,24 +384,41 @@ fn prepare(file: &Path) -> Result<Prepared, Diagnostics> {
         }
         let mut cidrs = Vec::new();
         for c in &k.allowed_cidrs {
-            cidrs.push(c.parse().map_err(|_| err(file, format!("`{c}` is not a CIDR")))?);
+            cidrs.push(
+                c.parse()
+                    .map_err(|_| err(file, format!("`{c}` is not a CIDR")))?,
+            );
         }
         let rate_limit = match &k.rate_limit {
             None => None,
             Some(r) => Some(RateOverride {
                 limit: r.limit,
-                per: parse_duration(&r.per).ok_or_else(|| err(file, format!("`{}` is not a duration", r.per)))?,
+                per: parse_duration(&r.per)
+                    .ok_or_else(|| err(file, format!("`{}` is not a duration", r.per)))?,
                 burst: r.burst.unwrap_or(r.limit),
             }),
         };
-        let unix_now = i64::try_from(now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)).unwrap_or(0);
+        let unix_now = i64::try_from(
+            now.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0);
         let record = KeyRecord {
             id: Arc::from(k.id.clone().unwrap_or_else(|| format!("key_{}", n + 1))),
             consumer: Arc::from(k.consumer.as_str()),
             scopes: Arc::from(k.scopes.clone()),
             created_at: unix_now,
-            expires_at: k.expires_at.as_ref().map(|t| parse_time(file, t)).transpose()?,
-            not_before: k.not_before.as_ref().map(|t| parse_time(file, t)).transpose()?,
+            expires_at: k
+                .expires_at
+                .as_ref()
+                .map(|t| parse_time(file, t))
+                .transpose()?,
+            not_before: k
+                .not_before
+                .as_ref()
+                .map(|t| parse_time(file, t))
+                .transpose()?,
             revoked_at: if k.revoked { Some(unix_now - 1) } else { None },
             allowed_cidrs: cidrs,
             metadata: BTreeMap::new(),
@@ -373,12 +426,22 @@ fn prepare(file: &Path) -> Result<Prepared, Diagnostics> {
         };
         index.insert(
             KeyDigest::of(&k.key),
-            KeyEntry { record: Arc::new(record), fingerprint: fingerprint(&k.key).into(), key_expires_at: None },
+            KeyEntry {
+                record: Arc::new(record),
+                fingerprint: fingerprint(&k.key).into(),
+                key_expires_at: None,
+            },
         );
     }
     let keys: Arc<dyn KeyStore> = Arc::new(index);
     let engine = Engine::from_path(&policy_path, keys)?;
-    Ok(Prepared { engine, now, cases: tf.cases, fixtures: tf.fixtures, dir })
+    Ok(Prepared {
+        engine,
+        now,
+        cases: tf.cases,
+        fixtures: tf.fixtures,
+        dir,
+    })
 }
 
 impl Prepared {
@@ -396,7 +459,10 @@ impl Prepared {
                     });
                 }
                 Ok(req) => {
-                    let opts = DecideOptions { explain: true, now: Some(self.now) };
+                    let opts = DecideOptions {
+                        explain: true,
+                        now: Some(self.now),
+                    };
                     let mut d = self.engine.decide_with(&req, &opts);
                     for _ in 1..case.request.repeat.unwrap_or(1) {
                         d = self.engine.decide_with(&req, &opts);
@@ -428,8 +494,11 @@ impl Prepared {
             }
         }
         if let Some(j) = &r.bearer_jwt {
-            let signer =
-                self.fixtures.jwt_signers.get(&j.signer).ok_or_else(|| format!("no jwt signer `{}`", j.signer))?;
+            let signer = self
+                .fixtures
+                .jwt_signers
+                .get(&j.signer)
+                .ok_or_else(|| format!("no jwt signer `{}`", j.signer))?;
             let token = crate::testing_support::sign_jwt(signer, j, &self.dir, self.now)?;
             match &j.header {
                 Some(h) => headers.append(h, token),
@@ -437,18 +506,26 @@ impl Prepared {
             }
         }
         if let Some(c) = &r.client_cert {
-            let fixture = self.fixtures.certificates.get(&c.cert).ok_or_else(|| format!("no certificate `{}`", c.cert))?;
+            let fixture = self
+                .fixtures
+                .certificates
+                .get(&c.cert)
+                .ok_or_else(|| format!("no certificate `{}`", c.cert))?;
             for (name, value) in crate::testing_support::cert_headers(fixture, c, &self.dir)? {
                 headers.append(&name, value);
             }
         }
         if let Some(b) = &r.basic {
             use base64::Engine as _;
-            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", b.user, b.password));
+            let enc = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", b.user, b.password));
             headers.append("authorization", format!("Basic {enc}"));
         }
         let source_ip = match &r.source_ip {
-            Some(s) => Some(s.parse().map_err(|_| format!("`{s}` is not an IP address"))?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| format!("`{s}` is not an IP address"))?,
+            ),
             None => None,
         };
         Ok(Request {
@@ -475,21 +552,42 @@ fn check(e: &Expect, d: &Decision) -> Result<(), (String, String)> {
         }
     };
     cmp("allow", e.allow.map(|b| b.to_string()), d.allow.to_string());
-    cmp("status", e.status.map(|s| s.to_string()), d.status.to_string());
+    cmp(
+        "status",
+        e.status.map(|s| s.to_string()),
+        d.status.to_string(),
+    );
     if let Some(r) = &e.reason {
         if Reason::from_code(r).is_none() {
             return Err((format!("reason={r}"), format!("`{r}` is not a reason code")));
         }
     }
     cmp("reason", e.reason.clone(), d.reason.as_str().to_string());
-    cmp("route", e.route.clone(), d.route.as_deref().unwrap_or("-").to_string());
-    cmp("credential", e.credential.clone(), d.credential.as_deref().unwrap_or("-").to_string());
+    cmp(
+        "route",
+        e.route.clone(),
+        d.route.as_deref().unwrap_or("-").to_string(),
+    );
+    cmp(
+        "credential",
+        e.credential.clone(),
+        d.credential.as_deref().unwrap_or("-").to_string(),
+    );
     let principal = d.principal.as_ref();
-    cmp("principal", e.principal.clone(), principal.map(|p| p.id.to_string()).unwrap_or_else(|| "-".into()));
+    cmp(
+        "principal",
+        e.principal.clone(),
+        principal
+            .map(|p| p.id.to_string())
+            .unwrap_or_else(|| "-".into()),
+    );
     cmp(
         "consumer",
         e.consumer.clone(),
-        principal.and_then(|p| p.consumer.as_deref()).unwrap_or("-").to_string(),
+        principal
+            .and_then(|p| p.consumer.as_deref())
+            .unwrap_or("-")
+            .to_string(),
     );
     if ok {
         Ok(())

@@ -1,13 +1,20 @@
 //! The compiled decision tree against the reference evaluator, on random
 //! policies and random requests: they must agree on allow, status, reason
 //! and route. Cases: `PROPTEST_CASES` (CI sets at least 10,000).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use portcullis_engine::credential::apikey::{fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex};
+use portcullis_engine::credential::apikey::{
+    fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex,
+};
 use portcullis_engine::policy::*;
 use portcullis_engine::reference::Reference;
 use portcullis_engine::{DecideOptions, Engine, Headers, Request};
@@ -25,12 +32,23 @@ fn sp<T>(v: T) -> Spanned<T> {
 fn credentials() -> Vec<CredentialDef> {
     let def = |name: &str, sources: Vec<Source>, prefixes: &[&str]| CredentialDef {
         name: sp(name.to_string()),
-        kind: CredentialKind::ApiKey(ApiKeyDef { sources, prefixes: prefixes.iter().map(|s| s.to_string()).collect() }),
+        kind: CredentialKind::ApiKey(ApiKeyDef {
+            sources,
+            prefixes: prefixes.iter().map(|s| s.to_string()).collect(),
+        }),
     };
     vec![
-        def("k_header", vec![Source::Header("x-api-key".into())], &["pa_"]),
+        def(
+            "k_header",
+            vec![Source::Header("x-api-key".into())],
+            &["pa_"],
+        ),
         def("k_bearer", vec![Source::Bearer], &["pb_"]),
-        def("k_both", vec![Source::Header("x-key".into()), Source::Bearer], &["pa_", "pc_"]),
+        def(
+            "k_both",
+            vec![Source::Header("x-key".into()), Source::Bearer],
+            &["pa_", "pc_"],
+        ),
     ]
 }
 
@@ -45,23 +63,39 @@ fn keys() -> Keys {
     let now = 1_700_000_000i64;
     let mut pool = Vec::new();
     let scope_sets: [&[&str]; 4] = [&[], &["s1"], &["s1", "s2"], &["s2", "s3"]];
-    for (i, prefix) in ["pa_", "pb_", "pc_", "pa_", "pb_", "pc_", "pa_", "pb_"].iter().enumerate() {
+    for (i, prefix) in ["pa_", "pb_", "pc_", "pa_", "pb_", "pc_", "pa_", "pb_"]
+        .iter()
+        .enumerate()
+    {
         let key = generate(prefix).unwrap();
         let rec = KeyRecord {
             id: Arc::from(format!("key_{i}")),
             consumer: Arc::from(format!("c{}", i % 3)),
-            scopes: Arc::from(scope_sets[i % 4].iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            scopes: Arc::from(
+                scope_sets[i % 4]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            ),
             created_at: 0,
             expires_at: if i == 3 { Some(now - 10) } else { None },
             not_before: if i == 7 { Some(now + 100) } else { None },
             revoked_at: if i == 4 { Some(now - 5) } else { None },
-            allowed_cidrs: if i == 5 { vec!["10.0.0.0/8".parse().unwrap()] } else { vec![] },
+            allowed_cidrs: if i == 5 {
+                vec!["10.0.0.0/8".parse().unwrap()]
+            } else {
+                vec![]
+            },
             metadata: Default::default(),
             rate_limit: None,
         };
         index.insert(
             KeyDigest::of(&key),
-            KeyEntry { record: Arc::new(rec), fingerprint: fingerprint(&key).into(), key_expires_at: None },
+            KeyEntry {
+                record: Arc::new(rec),
+                fingerprint: fingerprint(&key).into(),
+                key_expires_at: None,
+            },
         );
         pool.push(key);
     }
@@ -129,7 +163,13 @@ fn arb_route() -> impl Strategy<Value = RouteSpec> {
         arb_requirement(),
         arb_scopes(),
     )
-        .prop_map(|(host, methods, path, require, scopes)| RouteSpec { host, methods, path, require, scopes })
+        .prop_map(|(host, methods, path, require, scopes)| RouteSpec {
+            host,
+            methods,
+            path,
+            require,
+            scopes,
+        })
 }
 
 fn build_policy(specs: Vec<RouteSpec>, unmatched_allow: bool) -> Policy {
@@ -165,7 +205,11 @@ fn build_policy(specs: Vec<RouteSpec>, unmatched_allow: bool) -> Policy {
     Policy {
         files: vec!["equivalence.yaml".into()],
         settings: Settings {
-            unmatched: if unmatched_allow { Unmatched::Allow } else { Unmatched::Deny },
+            unmatched: if unmatched_allow {
+                Unmatched::Allow
+            } else {
+                Unmatched::Deny
+            },
             ..Settings::default()
         },
         credentials: credentials(),
@@ -185,24 +229,51 @@ struct ReqSpec {
 
 fn arb_path() -> impl Strategy<Value = String> {
     let seg = prop::sample::select(&["a", "b", "c", "d", "", "..", "%2e", "A", "x%2Fy", "a;b"][..]);
-    (prop::collection::vec(seg, 0..5), prop::bool::ANY, prop::option::of(Just("?q=1")))
-        .prop_map(|(segs, slash, q)| format!("/{}{}{}", segs.join("/"), if slash { "/" } else { "" }, q.unwrap_or("")))
+    (
+        prop::collection::vec(seg, 0..5),
+        prop::bool::ANY,
+        prop::option::of(Just("?q=1")),
+    )
+        .prop_map(|(segs, slash, q)| {
+            format!(
+                "/{}{}{}",
+                segs.join("/"),
+                if slash { "/" } else { "" },
+                q.unwrap_or("")
+            )
+        })
 }
 
 fn arb_request(pool: usize) -> impl Strategy<Value = ReqSpec> {
     let header = (
-        prop::sample::select(&["x-api-key", "authorization", "x-key", "X-Api-Key", "x-other"][..]),
+        prop::sample::select(
+            &[
+                "x-api-key",
+                "authorization",
+                "x-key",
+                "X-Api-Key",
+                "x-other",
+            ][..],
+        ),
         0..pool,
         prop::bool::weighted(0.15),
     );
     (
-        prop::option::of(prop::sample::select(&["h1.example", "h2.example", "h3.example"][..])),
+        prop::option::of(prop::sample::select(
+            &["h1.example", "h2.example", "h3.example"][..],
+        )),
         prop::sample::select(&["GET", "POST", "DELETE", "PUT"][..]),
         arb_path(),
         prop::collection::vec(header, 0..3),
         prop::option::of(prop::sample::select(&["10.1.2.3", "192.0.2.1"][..])),
     )
-        .prop_map(|(host, method, path, headers, ip)| ReqSpec { host, method, path, headers, ip })
+        .prop_map(|(host, method, path, headers, ip)| ReqSpec {
+            host,
+            method,
+            path,
+            headers,
+            ip,
+        })
 }
 
 fn build_request(spec: &ReqSpec, pool: &[String]) -> Request {
@@ -210,7 +281,17 @@ fn build_request(spec: &ReqSpec, pool: &[String]) -> Request {
     for (name, k, lowercase_scheme) in &spec.headers {
         let key = &pool[*k];
         if name.eq_ignore_ascii_case("authorization") {
-            headers.append(name, format!("{} {key}", if *lowercase_scheme { "bearer" } else { "Bearer" }));
+            headers.append(
+                name,
+                format!(
+                    "{} {key}",
+                    if *lowercase_scheme {
+                        "bearer"
+                    } else {
+                        "Bearer"
+                    }
+                ),
+            );
         } else {
             headers.append(name, key.clone());
         }
@@ -225,7 +306,10 @@ fn build_request(spec: &ReqSpec, pool: &[String]) -> Request {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000)
 }
 
 proptest! {
@@ -272,19 +356,46 @@ fn generator_exercises_every_reason() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     for _ in 0..400 {
-        let routes = prop::collection::vec(arb_route(), 1..12).new_tree(&mut runner).unwrap().current();
-        let reqs = prop::collection::vec(arb_request(12), 1..12).new_tree(&mut runner).unwrap().current();
+        let routes = prop::collection::vec(arb_route(), 1..12)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let reqs = prop::collection::vec(arb_request(12), 1..12)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
         let policy = build_policy(routes, false);
-        let engine = Engine::new(&policy, Arc::clone(&k.0) as Arc<dyn portcullis_engine::credential::KeyStore>).unwrap();
+        let engine = Engine::new(
+            &policy,
+            Arc::clone(&k.0) as Arc<dyn portcullis_engine::credential::KeyStore>,
+        )
+        .unwrap();
         for spec in &reqs {
-            let d = engine.decide_with(&build_request(spec, &k.1), &DecideOptions { explain: false, now: Some(now) });
+            let d = engine.decide_with(
+                &build_request(spec, &k.1),
+                &DecideOptions {
+                    explain: false,
+                    now: Some(now),
+                },
+            );
             seen.insert(d.reason.as_str());
         }
     }
     for r in [
-        "allowed", "bad_path", "no_route", "credential_missing", "credential_invalid", "credential_expired",
-        "credential_revoked", "ambiguous_credential", "insufficient_scope", "ip_not_allowed",
+        "allowed",
+        "bad_path",
+        "no_route",
+        "credential_missing",
+        "credential_invalid",
+        "credential_expired",
+        "credential_revoked",
+        "ambiguous_credential",
+        "insufficient_scope",
+        "ip_not_allowed",
     ] {
-        assert!(seen.contains(r), "generator never produced `{r}`; saw {seen:?}");
+        assert!(
+            seen.contains(r),
+            "generator never produced `{r}`; saw {seen:?}"
+        );
     }
 }
