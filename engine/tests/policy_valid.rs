@@ -252,7 +252,7 @@ fn jwt_variants() {
     assert_eq!(remote.typ.as_deref(), Some("at+jwt"));
     assert_eq!(
         (remote.max_token_bytes, remote.cache_size, remote.leeway),
-        (4096, 0, Duration::ZERO)
+        (4096, 0, Duration::from_secs(1))
     );
     assert!(remote.require_claims.is_empty());
 
@@ -338,7 +338,7 @@ fn routes_that_differ_by_host_or_method_set_are_not_duplicates() {
     );
     assert_eq!(
         (b.realm.as_str(), b.cache_ttl),
-        ("ops area", Duration::ZERO)
+        ("ops area", Duration::from_secs(5))
     );
     let per_ip = &p.rate_limits[0];
     assert_eq!(

@@ -262,14 +262,14 @@ impl<'a> Cx<'a> {
         Some(v)
     }
 
-    /// A duration; `positive` refuses zero.
-    pub fn duration(&mut self, n: &Node<'_>, positive: bool) -> Option<Duration> {
+    /// A duration; zero is refused (every duration in a policy is positive).
+    pub fn duration(&mut self, n: &Node<'_>) -> Option<Duration> {
         let Value::String(s) = n.value else {
             self.wrong_type_help(n, "a duration", duration::HELP);
             return None;
         };
         match duration::parse(s) {
-            Ok(d) if positive && d.is_zero() => {
+            Ok(d) if d.is_zero() => {
                 let span = self.span(n);
                 self.error_help(
                     span,
