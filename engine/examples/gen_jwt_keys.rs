@@ -9,7 +9,7 @@
 //! 1024-bit RSA key used to test the size floor cannot come from aws-lc-rs
 //! (it refuses to generate keys under 2048 bits); see the README beside
 //! the keys for the `openssl` command that made it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,11 @@ fn rsa(dir: &Path, name: &str) -> String {
     let key_pem = pem("PRIVATE KEY", der.as_ref());
     write(dir, &format!("{name}.key.pem"), &key_pem);
     let spki: PublicKeyX509Der = kp.public_key().as_der().unwrap();
-    write(dir, &format!("{name}.pub.pem"), &pem("PUBLIC KEY", spki.as_ref()));
+    write(
+        dir,
+        &format!("{name}.pub.pem"),
+        &pem("PUBLIC KEY", spki.as_ref()),
+    );
     let pk = kp.public_key();
     let jwk = serde_json::json!({
         "kty": "RSA",
@@ -69,7 +73,11 @@ fn ec(dir: &Path, name: &str, alg: &'static EcdsaSigningAlgorithm, crv: &str) ->
     let key_pem = pem("PRIVATE KEY", doc.as_ref());
     write(dir, &format!("{name}.key.pem"), &key_pem);
     let spki: PublicKeyX509Der = kp.public_key().as_der().unwrap();
-    write(dir, &format!("{name}.pub.pem"), &pem("PUBLIC KEY", spki.as_ref()));
+    write(
+        dir,
+        &format!("{name}.pub.pem"),
+        &pem("PUBLIC KEY", spki.as_ref()),
+    );
     let point = kp.public_key().as_ref();
     let half = (point.len() - 1) / 2;
     let jwk = serde_json::json!({
@@ -86,9 +94,17 @@ fn ed(dir: &Path, name: &str) {
     let rng = SystemRandom::new();
     let doc = Ed25519KeyPair::generate_pkcs8v1(&rng).unwrap();
     let kp = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
-    write(dir, &format!("{name}.key.pem"), &pem("PRIVATE KEY", doc.as_ref()));
+    write(
+        dir,
+        &format!("{name}.key.pem"),
+        &pem("PRIVATE KEY", doc.as_ref()),
+    );
     let spki: PublicKeyX509Der = kp.public_key().as_der().unwrap();
-    write(dir, &format!("{name}.pub.pem"), &pem("PUBLIC KEY", spki.as_ref()));
+    write(
+        dir,
+        &format!("{name}.pub.pem"),
+        &pem("PUBLIC KEY", spki.as_ref()),
+    );
     let jwk = serde_json::json!({
         "kty": "OKP",
         "crv": "Ed25519",
@@ -105,9 +121,10 @@ fn cert(dir: &Path, name: &str, key_pem: &str) {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/keys")
-    });
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/keys"));
     fs::create_dir_all(&dir).unwrap();
     let rsa_pem = rsa(&dir, "rsa");
     rsa(&dir, "rsa2");

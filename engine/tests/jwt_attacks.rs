@@ -2,7 +2,12 @@
 //! do", "rejected by the crate already", and the verifier checklist). Every
 //! hostile token here is validly signed unless the attack is the signature
 //! itself, so a deny proves the check under test, not a broken signature.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "jwt_support.rs"]
 mod support;
@@ -166,7 +171,10 @@ fn rs_to_hs_confusion_with_every_form_of_our_public_key_denies() {
     let jwks = jwks_file(&[(jwk("rsa"), Some("k1"), None)]);
     let verifiers = [
         ("pem, RS256 only", build(&def(&[A::RS256], pem_src.clone()))),
-        ("pem, RS256+HS256", build(&def(&[A::RS256, A::HS256], pem_src))),
+        (
+            "pem, RS256+HS256",
+            build(&def(&[A::RS256, A::HS256], pem_src)),
+        ),
         (
             "jwks, RS256+HS256",
             build(&def(&[A::RS256, A::HS256], JwtKeySource::JwksFile(jwks))),
@@ -209,7 +217,13 @@ fn embedded_jwk_or_x5c_denies() {
         json!({"alg": "ES256", "jwk": attacker}),
         json!({"alg": "ES256", "kid": "k1", "x5c": ["MIIBszCCAVmgAwIBAgIUJ"]}),
     ] {
-        let t = sign_raw(A::ES256, &attacker_key, h.to_string().as_bytes(), &payload()).unwrap();
+        let t = sign_raw(
+            A::ES256,
+            &attacker_key,
+            h.to_string().as_bytes(),
+            &payload(),
+        )
+        .unwrap();
         assert_invalid_because(&verify(&v, &t), "embeds a key");
         // Even signed with our own key, the member alone denies.
         let t = es256_raw(&h.to_string());
@@ -254,7 +268,10 @@ fn kid_traversal_and_near_misses_are_unknown_kids() {
     }
     // The HMAC flavour: kid pointing at an empty file, MAC'd with an empty key.
     let secret = [42u8; 32];
-    let v = build(&def(&[A::HS256], JwtKeySource::SecretEnv(env_secret(&secret))));
+    let v = build(&def(
+        &[A::HS256],
+        JwtKeySource::SecretEnv(env_secret(&secret)),
+    ));
     let t = sign(A::HS256, b"", Some("/dev/null"), None, &claims()).unwrap();
     assert_invalid_because(&verify(&v, &t), "signature");
 }
@@ -277,7 +294,13 @@ fn a_10kb_kid_is_a_fast_deny() {
 #[test]
 fn crit_in_any_form_denies() {
     let v = ec_jwks_verifier();
-    for crit in [json!([]), json!(["exp"]), json!(["b64"]), json!("exp"), json!(null)] {
+    for crit in [
+        json!([]),
+        json!(["exp"]),
+        json!(["b64"]),
+        json!("exp"),
+        json!(null),
+    ] {
         let t = es256_raw(&json!({"alg": "ES256", "kid": "k1", "crit": crit}).to_string());
         assert_invalid_because(&verify(&v, &t), "crit");
     }
@@ -293,7 +316,10 @@ fn typ_mismatch_denies() {
         let t = es256_raw(&format!(r#"{{"alg":"ES256","kid":"k1","typ":{typ}}}"#));
         assert_denied(&verify(&v, &t), Reason::CredentialInvalid);
     }
-    assert_valid(&verify(&v, &es256_raw(r#"{"alg":"ES256","kid":"k1","typ":"at+JWT"}"#)));
+    assert_valid(&verify(
+        &v,
+        &es256_raw(r#"{"alg":"ES256","kid":"k1","typ":"at+JWT"}"#),
+    ));
 }
 
 #[test]
@@ -305,7 +331,10 @@ fn nested_jwt_and_unencoded_payload_members_deny() {
         json!({"alg": "ES256", "kid": "k1", "zip": "DEF"}),
         json!({"alg": "ES256", "kid": "k1", "enc": "A128GCM"}),
     ] {
-        assert_denied(&verify(&v, &es256_raw(&h.to_string())), Reason::CredentialInvalid);
+        assert_denied(
+            &verify(&v, &es256_raw(&h.to_string())),
+            Reason::CredentialInvalid,
+        );
     }
 }
 
@@ -331,17 +360,35 @@ fn duplicate_claim_members_deny() {
         r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"user-1","exp":{},"sub":"admin"}}"#,
         NOW_S + 600
     );
-    let t = sign_raw(A::ES256, &ec_key(), br#"{"alg":"ES256","kid":"k1"}"#, body.as_bytes()).unwrap();
+    let t = sign_raw(
+        A::ES256,
+        &ec_key(),
+        br#"{"alg":"ES256","kid":"k1"}"#,
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_invalid_because(&verify(&v, &t), "duplicate member");
-    let body = format!(r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"u","exp":{e},"exp":{e}}}"#, e = NOW_S + 600);
-    let t = sign_raw(A::ES256, &ec_key(), br#"{"alg":"ES256","kid":"k1"}"#, body.as_bytes()).unwrap();
+    let body = format!(
+        r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"u","exp":{e},"exp":{e}}}"#,
+        e = NOW_S + 600
+    );
+    let t = sign_raw(
+        A::ES256,
+        &ec_key(),
+        br#"{"alg":"ES256","kid":"k1"}"#,
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_invalid_because(&verify(&v, &t), "duplicate member");
 }
 
 #[test]
 fn trailing_bytes_after_json_deny() {
     let v = ec_jwks_verifier();
-    for h in [r#"{"alg":"ES256","kid":"k1"}x"#, r#"{"alg":"ES256","kid":"k1"}{}"#] {
+    for h in [
+        r#"{"alg":"ES256","kid":"k1"}x"#,
+        r#"{"alg":"ES256","kid":"k1"}{}"#,
+    ] {
         assert_invalid_because(&verify(&v, &es256_raw(h)), "not a valid json object");
     }
     let mut body = payload();
@@ -353,7 +400,12 @@ fn trailing_bytes_after_json_deny() {
 #[test]
 fn non_json_or_non_utf8_header_denies() {
     let v = ec_jwks_verifier();
-    for h in [&b"[\"alg\"]"[..], b"\xff\xfe", b"ES256", b"{\"alg\":\"ES\xff256\"}"] {
+    for h in [
+        &b"[\"alg\"]"[..],
+        b"\xff\xfe",
+        b"ES256",
+        b"{\"alg\":\"ES\xff256\"}",
+    ] {
         let t = sign_raw(A::ES256, &ec_key(), h, &payload()).unwrap();
         assert_denied(&verify(&v, &t), Reason::CredentialInvalid);
     }
@@ -384,7 +436,10 @@ fn padded_or_standard_base64_denies() {
         .unwrap();
     let (h, p, s) = parts(&t);
     let std_sig = s.replace('-', "+").replace('_', "/");
-    assert_invalid_because(&verify(&v, &format!("{h}.{p}.{std_sig}")), "outside base64url");
+    assert_invalid_because(
+        &verify(&v, &format!("{h}.{p}.{std_sig}")),
+        "outside base64url",
+    );
 }
 
 #[test]
@@ -416,7 +471,10 @@ fn whitespace_anywhere_denies() {
         assert_invalid_because(&o, "outside base64url");
     }
     // Through a request, a space inside the bearer value is ambiguous.
-    assert_denied(&verify(&v, &format!("{h}.{p} .{s}")), Reason::AmbiguousCredential);
+    assert_denied(
+        &verify(&v, &format!("{h}.{p} .{s}")),
+        Reason::AmbiguousCredential,
+    );
 }
 
 #[test]
@@ -438,7 +496,10 @@ fn two_or_four_segments_deny() {
 fn empty_signature_denies() {
     let v = ec_jwks_verifier();
     let (h, p, _) = parts(&good());
-    assert_invalid_because(&verify(&v, &format!("{h}.{p}.")), "empty header or signature");
+    assert_invalid_because(
+        &verify(&v, &format!("{h}.{p}.")),
+        "empty header or signature",
+    );
 }
 
 // --- checklist 8: size limit before any decoding ---
@@ -516,8 +577,16 @@ fn der_of(p1363: &[u8]) -> Vec<u8> {
 fn a_signature_from_another_key_or_over_other_bytes_denies() {
     let v = ec_jwks_verifier();
     let (h, p, _) = parts(&good());
-    let other = signature(A::ES256, &key("ec256b.key.pem"), format!("{h}.{p}").as_bytes()).unwrap();
-    assert_invalid_because(&verify(&v, &format!("{h}.{p}.{}", b64(&other))), "signature");
+    let other = signature(
+        A::ES256,
+        &key("ec256b.key.pem"),
+        format!("{h}.{p}").as_bytes(),
+    )
+    .unwrap();
+    assert_invalid_because(
+        &verify(&v, &format!("{h}.{p}.{}", b64(&other))),
+        "signature",
+    );
     let (_, p2, _) = parts(&es256_raw(r#"{"alg":"ES256","kid":"k1"}"#));
     let (h1, _, s1) = parts(&good());
     let mut c = claims();

@@ -1,5 +1,10 @@
 //! The verified-token cache and the `jti` denylist.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "jwt_support.rs"]
 mod support;
@@ -15,7 +20,10 @@ use serde_json::json;
 use support::*;
 
 fn cached_verifier(size: usize) -> JwtVerifier {
-    let mut d = def(&[A::ES256], JwtKeySource::PemFile("keys/ec256.pub.pem".into()));
+    let mut d = def(
+        &[A::ES256],
+        JwtKeySource::PemFile("keys/ec256.pub.pem".into()),
+    );
     d.cache_size = size;
     build(&d)
 }
@@ -61,7 +69,10 @@ fn denied_jti_without_cache_is_revoked() {
     let list = Arc::new(MemoryDenylist::new());
     list.deny("jti-nocache", at(u64::from(u32::MAX)));
     v.set_denylist(list);
-    assert_denied(&verify(&v, &token("u", Some("jti-nocache"))), Reason::CredentialRevoked);
+    assert_denied(
+        &verify(&v, &token("u", Some("jti-nocache"))),
+        Reason::CredentialRevoked,
+    );
     assert_valid(&verify(&v, &token("u", Some("other"))));
     assert_eq!(v.cached(), 0);
 }
@@ -108,9 +119,15 @@ fn cache_never_outlives_exp() {
     assert_eq!(v.cached(), 1);
     // exp is NOW+600, leeway 30s: valid until then, expired from then on.
     assert_valid(&v.verify(&bearer(&t), at(NOW_S + 629)));
-    assert_denied(&v.verify(&bearer(&t), at(NOW_S + 630)), Reason::CredentialExpired);
+    assert_denied(
+        &v.verify(&bearer(&t), at(NOW_S + 630)),
+        Reason::CredentialExpired,
+    );
     assert_eq!(v.cached(), 0, "the expired entry is dropped");
-    assert_denied(&v.verify(&bearer(&t), at(NOW_S + 10_000)), Reason::CredentialExpired);
+    assert_denied(
+        &v.verify(&bearer(&t), at(NOW_S + 10_000)),
+        Reason::CredentialExpired,
+    );
 }
 
 #[test]
@@ -121,12 +138,18 @@ fn a_hit_rechecks_nbf() {
     let t = sign(A::ES256, &key("ec256.key.pem"), None, None, &c).unwrap();
     assert_valid(&verify(&v, &t));
     // The clock went back: the cached token is not valid yet.
-    assert_denied(&v.verify(&bearer(&t), at(NOW_S - 100)), Reason::CredentialExpired);
+    assert_denied(
+        &v.verify(&bearer(&t), at(NOW_S - 100)),
+        Reason::CredentialExpired,
+    );
 }
 
 #[test]
 fn tokens_without_exp_are_not_cached() {
-    let mut d = def(&[A::ES256], JwtKeySource::PemFile("keys/ec256.pub.pem".into()));
+    let mut d = def(
+        &[A::ES256],
+        JwtKeySource::PemFile("keys/ec256.pub.pem".into()),
+    );
     d.cache_size = 100;
     d.require_claims = vec![];
     let v = build(&d);

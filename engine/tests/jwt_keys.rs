@@ -1,7 +1,12 @@
 //! Key loading: what policy load refuses (SECURITY.md checklist 10, the
 //! duplicate-`kid` and key-confusion items, ES512), and how keys bind to
 //! one algorithm each.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "jwt_support.rs"]
 mod support;
@@ -34,9 +39,17 @@ fn duplicate_kid_in_jwks_is_refused_at_load() {
 
 #[test]
 fn rsa_1024_is_refused_as_pem_and_as_jwk() {
-    refused(&[A::RS256], pem("rsa1024.pub.pem"), "1024 bits is too small");
+    refused(
+        &[A::RS256],
+        pem("rsa1024.pub.pem"),
+        "1024 bits is too small",
+    );
     let jwks = jwks_file(&[(jwk("rsa1024"), Some("k"), Some("RS256"))]);
-    refused(&[A::RS256], JwtKeySource::JwksFile(jwks), "1024 bits is too small");
+    refused(
+        &[A::RS256],
+        JwtKeySource::JwksFile(jwks),
+        "1024 bits is too small",
+    );
 }
 
 #[test]
@@ -75,11 +88,23 @@ fn hmac_keys_come_only_from_secret_env() {
     let jwks = jwks_file(&[(oct, Some("h"), Some("HS256"))]);
     refused(&[A::HS256], JwtKeySource::JwksFile(jwks), "secret_env");
     // A PEM public key never becomes an HMAC key.
-    refused(&[A::HS256], pem("rsa.pub.pem"), "no configured algorithm uses");
+    refused(
+        &[A::HS256],
+        pem("rsa.pub.pem"),
+        "no configured algorithm uses",
+    );
     // secret_env needs an HS algorithm, and only one.
     let var = env_secret(&[1u8; 64]);
-    refused(&[A::RS256], JwtKeySource::SecretEnv(var.clone()), "needs an hs algorithm");
-    refused(&[A::HS256, A::HS512], JwtKeySource::SecretEnv(var), "single hs algorithm");
+    refused(
+        &[A::RS256],
+        JwtKeySource::SecretEnv(var.clone()),
+        "needs an hs algorithm",
+    );
+    refused(
+        &[A::HS256, A::HS512],
+        JwtKeySource::SecretEnv(var),
+        "single hs algorithm",
+    );
 }
 
 #[test]
@@ -110,13 +135,25 @@ fn ec_keys_on_the_wrong_curve_are_refused() {
 fn jwk_alg_must_suit_the_key_and_the_configuration() {
     // `alg` of another family: refused.
     let jwks = jwks_file(&[(jwk("ec256"), Some("k"), Some("RS256"))]);
-    refused(&[A::ES256, A::RS256], JwtKeySource::JwksFile(jwks), "does not suit");
+    refused(
+        &[A::ES256, A::RS256],
+        JwtKeySource::JwksFile(jwks),
+        "does not suit",
+    );
     // `alg` not configured: refused in a file.
     let jwks = jwks_file(&[(jwk("rsa"), Some("k"), Some("PS256"))]);
-    refused(&[A::RS256], JwtKeySource::JwksFile(jwks), "not among the configured");
+    refused(
+        &[A::RS256],
+        JwtKeySource::JwksFile(jwks),
+        "not among the configured",
+    );
     // RSA without `alg` and two RSA algorithms configured: ambiguous.
     let jwks = jwks_file(&[(jwk("rsa"), Some("k"), None)]);
-    refused(&[A::RS256, A::PS256], JwtKeySource::JwksFile(jwks), "one algorithm");
+    refused(
+        &[A::RS256, A::PS256],
+        JwtKeySource::JwksFile(jwks),
+        "one algorithm",
+    );
     refused(&[A::RS256, A::PS256], pem("rsa.pub.pem"), "one algorithm");
 }
 
@@ -139,21 +176,45 @@ fn private_or_malformed_key_documents_are_refused() {
     let dir = temp_dir();
     let two = [key("ec256.pub.pem"), key("ec256b.pub.pem")].concat();
     std::fs::write(dir.join("two.pem"), two).unwrap();
-    refused(&[A::ES256], JwtKeySource::PemFile(dir.join("two.pem")), "several pem blocks");
+    refused(
+        &[A::ES256],
+        JwtKeySource::PemFile(dir.join("two.pem")),
+        "several pem blocks",
+    );
     std::fs::write(dir.join("empty.pem"), "").unwrap();
-    refused(&[A::ES256], JwtKeySource::PemFile(dir.join("empty.pem")), "no pem block");
-    refused(&[A::ES256], JwtKeySource::PemFile(dir.join("missing.pem")), "cannot read");
+    refused(
+        &[A::ES256],
+        JwtKeySource::PemFile(dir.join("empty.pem")),
+        "no pem block",
+    );
+    refused(
+        &[A::ES256],
+        JwtKeySource::PemFile(dir.join("missing.pem")),
+        "cannot read",
+    );
     // Private members in a JWKS.
     let mut k = jwk("ec256");
     k["d"] = json!("AAAA");
     let jwks = jwks_file(&[(k, Some("k"), None)]);
-    refused(&[A::ES256], JwtKeySource::JwksFile(jwks), "private key material");
+    refused(
+        &[A::ES256],
+        JwtKeySource::JwksFile(jwks),
+        "private key material",
+    );
     // Not a JWKS.
     let p = dir.join("bad.json");
     std::fs::write(&p, r#"{"keys": 5}"#).unwrap();
-    refused(&[A::ES256], JwtKeySource::JwksFile(p.clone()), "not a jwk set");
+    refused(
+        &[A::ES256],
+        JwtKeySource::JwksFile(p.clone()),
+        "not a jwk set",
+    );
     std::fs::write(&p, r#"{"keys": []}"#).unwrap();
-    refused(&[A::ES256], JwtKeySource::JwksFile(p), "no usable signing key");
+    refused(
+        &[A::ES256],
+        JwtKeySource::JwksFile(p),
+        "no usable signing key",
+    );
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! JWKS-URL credentials through the engine's registry (no network here:
 //! the test plays the fetcher's part; `server/src/jwks.rs` does it for real).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "jwt_support.rs"]
 mod support;
@@ -50,7 +55,14 @@ fn set(keys: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn es256(kid: &str, priv_name: &str) -> String {
-    sign(A::ES256, &key(&format!("{priv_name}.key.pem")), Some(kid), None, &claims()).unwrap()
+    sign(
+        A::ES256,
+        &key(&format!("{priv_name}.key.pem")),
+        Some(kid),
+        None,
+        &claims(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -80,15 +92,19 @@ fn unknown_kid_records_one_miss_and_wakes_the_fetcher() {
     e.install_jwks(&set(&[("ec256", "a")])).unwrap();
     let before = WAKES.load(Ordering::Relaxed);
     for kid in ["b", "c", "d"] {
-        assert_invalid_because(&verify(&v, &es256(kid, "ec256b")), "kid names no configured key");
+        assert_invalid_because(
+            &verify(&v, &es256(kid, "ec256b")),
+            "kid names no configured key",
+        );
     }
     assert!(e.miss_pending());
     // Many misses, one wake: varying kids cannot force a fetch each.
-    assert!(WAKES.load(Ordering::Relaxed) >= before + 1);
+    assert!(WAKES.load(Ordering::Relaxed) > before);
     assert!(e.take_miss());
     assert!(!e.take_miss());
     // The fetcher finds the new key: tokens with it verify.
-    e.install_jwks(&set(&[("ec256", "a"), ("ec256b", "b")])).unwrap();
+    e.install_jwks(&set(&[("ec256", "a"), ("ec256b", "b")]))
+        .unwrap();
     assert_valid(&verify(&v, &es256("b", "ec256b")));
 }
 

@@ -1,7 +1,12 @@
 //! The JWT verifier on good tokens, per algorithm and key source, and its
 //! claim rules (SECURITY.md checklist items 4-6). Built through the public
 //! API: `JwtVerifier::new` + `verify` with a `Request`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "jwt_support.rs"]
 mod support;
@@ -41,7 +46,10 @@ fn every_algorithm_verifies_with_a_jwks_file() {
         assert_eq!(id.kind, CredentialType::Jwt);
         assert_eq!(&*id.principal, "user-1");
         assert_eq!(id.consumer, None);
-        assert_eq!(id.scopes, None, "no scopes_claim configured: carries no scopes");
+        assert_eq!(
+            id.scopes, None,
+            "no scopes_claim configured: carries no scopes"
+        );
         // A token signed by another key of the same type does not verify.
         if *name == "rsa" {
             let other = sign(*alg, &key("rsa2.key.pem"), Some("k1"), None, &claims()).unwrap();
@@ -85,7 +93,14 @@ fn pem_public_keys_and_certificates_verify() {
         (A::EdDSA, "ed25519.pub.pem", "ed25519"),
     ] {
         let v = build(&def(&[alg], pem_key(file)));
-        let t = sign(alg, &key(&format!("{priv_name}.key.pem")), None, None, &claims()).unwrap();
+        let t = sign(
+            alg,
+            &key(&format!("{priv_name}.key.pem")),
+            None,
+            None,
+            &claims(),
+        )
+        .unwrap();
         assert_valid(&verify(&v, &t));
     }
 }
@@ -109,13 +124,26 @@ fn scopes_claim_string_or_array() {
     c["scope"] = json!("charges:read  refunds:write");
     let t = sign(A::ES256, &k, None, None, &c).unwrap();
     let id = assert_valid(&verify(&v, &t)).clone();
-    assert_eq!(id.scopes.unwrap().to_vec(), vec!["charges:read", "refunds:write"]);
+    assert_eq!(
+        id.scopes.unwrap().to_vec(),
+        vec!["charges:read", "refunds:write"]
+    );
     c["scope"] = json!(["a", "b"]);
     let t = sign(A::ES256, &k, None, None, &c).unwrap();
-    assert_eq!(assert_valid(&verify(&v, &t)).scopes.clone().unwrap().to_vec(), vec!["a", "b"]);
+    assert_eq!(
+        assert_valid(&verify(&v, &t))
+            .scopes
+            .clone()
+            .unwrap()
+            .to_vec(),
+        vec!["a", "b"]
+    );
     // Absent: carries an empty scope list (restricts everything), not None.
     let t = sign(A::ES256, &k, None, None, &claims()).unwrap();
-    assert_eq!(assert_valid(&verify(&v, &t)).scopes.clone().unwrap().len(), 0);
+    assert_eq!(
+        assert_valid(&verify(&v, &t)).scopes.clone().unwrap().len(),
+        0
+    );
     for bad in [json!(5), json!(["a", 5]), json!({"a": 1}), json!(true)] {
         c["scope"] = bad;
         let t = sign(A::ES256, &k, None, None, &c).unwrap();
@@ -206,7 +234,12 @@ fn expiry_with_leeway() {
 fn exp_of_the_wrong_type_denies() {
     let v = es256_verifier();
     let mut c = claims();
-    for bad in [json!((NOW_S + 600).to_string()), json!(null), json!(true), json!([1])] {
+    for bad in [
+        json!((NOW_S + 600).to_string()),
+        json!(null),
+        json!(true),
+        json!([1]),
+    ] {
         c["exp"] = bad;
         assert_invalid_because(&verify(&v, &es256(&c)), "`exp` is not a number");
     }
@@ -287,7 +320,12 @@ fn typ_is_compared_case_insensitively_when_configured() {
     d.typ = Some("at+jwt".into());
     let v = build(&d);
     let k = key("ec256.key.pem");
-    for ok in ["at+jwt", "application/at+jwt", "AT+JWT", "Application/At+Jwt"] {
+    for ok in [
+        "at+jwt",
+        "application/at+jwt",
+        "AT+JWT",
+        "Application/At+Jwt",
+    ] {
         let t = sign(A::ES256, &k, None, Some(ok), &claims()).unwrap();
         assert_valid(&verify(&v, &t));
     }
@@ -308,7 +346,10 @@ fn extraction_rules() {
     let mut r = bearer(&t);
     r.headers.append("Authorization", format!("Bearer {t}"));
     assert_denied(&v.verify(&r, now()), Reason::AmbiguousCredential);
-    assert_denied(&v.verify(&bearer(&format!("{t},Bearer {t}")), now()), Reason::AmbiguousCredential);
+    assert_denied(
+        &v.verify(&bearer(&format!("{t},Bearer {t}")), now()),
+        Reason::AmbiguousCredential,
+    );
     // In two configured sources: ambiguous.
     let mut d = def(&[A::ES256], pem_key("ec256.pub.pem"));
     d.sources = vec![Source::Header("x-jwt".into()), Source::Bearer];

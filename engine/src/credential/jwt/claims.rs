@@ -285,24 +285,60 @@ mod tests {
 
     #[test]
     fn refuses_wrong_types_and_values() {
-        assert_eq!(err(&format!(r#"{{{BASE},"scope":1}}"#)), invalid("scopes claim is not a string or array of strings"));
-        assert!(matches!(err(r#"{"iss":"https://iss/","aud":"api","sub":"u1","exp":"2000"}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(r#"{"iss":["https://iss/"],"aud":"api","sub":"u1","exp":2000}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(r#"{"iss":"https://ISS/","aud":"api","sub":"u1","exp":2000}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(r#"{"iss":"https://iss/","aud":["x",1],"sub":"u1","exp":2000}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(r#"{"iss":"https://iss/","aud":[],"sub":"u1","exp":2000}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(r#"{"iss":"https://iss/","aud":"api","sub":"","exp":2000}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(r#"{"iss":"https://iss/","aud":"api","sub":null,"exp":2000}"#), ClaimsError::Invalid(_)));
-        assert!(matches!(err(&format!(r#"{{{BASE},"sub":"u2"}}"#)), ClaimsError::Invalid(_)));
+        assert_eq!(
+            err(&format!(r#"{{{BASE},"scope":1}}"#)),
+            invalid("scopes claim is not a string or array of strings")
+        );
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"u1","exp":"2000"}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":["https://iss/"],"aud":"api","sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://ISS/","aud":"api","sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":["x",1],"sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":[],"sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":null,"exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(&format!(r#"{{{BASE},"sub":"u2"}}"#)),
+            ClaimsError::Invalid(_)
+        ));
     }
 
     #[test]
     fn time_rules() {
-        assert_eq!(err(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":970}"#), ClaimsError::Expired);
+        assert_eq!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":970}"#),
+            ClaimsError::Expired
+        );
         // Within leeway.
         let _ = ok(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":971}"#);
-        assert_eq!(err(&format!(r#"{{{BASE},"nbf":1031}}"#)), ClaimsError::NotYetValid);
+        assert_eq!(
+            err(&format!(r#"{{{BASE},"nbf":1031}}"#)),
+            ClaimsError::NotYetValid
+        );
         let _ = ok(&format!(r#"{{{BASE},"nbf":1030}}"#));
-        assert!(matches!(err(&format!(r#"{{{BASE},"nbf":"0"}}"#)), ClaimsError::Invalid(_)));
+        assert!(matches!(
+            err(&format!(r#"{{{BASE},"nbf":"0"}}"#)),
+            ClaimsError::Invalid(_)
+        ));
     }
 }

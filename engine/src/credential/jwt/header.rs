@@ -45,9 +45,7 @@ pub enum HeaderError {
 /// Parses the decoded header bytes.
 pub fn parse(bytes: &[u8]) -> Result<Header<'_>, HeaderError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let header = HeaderSeed
-        .deserialize(&mut de)
-        .map_err(|e| classify(&e))?;
+    let header = HeaderSeed.deserialize(&mut de).map_err(|e| classify(&e))?;
     de.end().map_err(|_| HeaderError::Malformed)?;
     if header.alg.is_none() {
         return Err(HeaderError::NoAlg);
@@ -152,7 +150,11 @@ mod tests {
             r#"{"alg":"ES256","\u0061lg":"HS256"}"#,
             r#"{"alg":"ES256","x":1,"x":2}"#,
         ] {
-            assert_eq!(parse(j.as_bytes()).unwrap_err(), HeaderError::Duplicate, "{j}");
+            assert_eq!(
+                parse(j.as_bytes()).unwrap_err(),
+                HeaderError::Duplicate,
+                "{j}"
+            );
         }
     }
 
@@ -166,7 +168,11 @@ mod tests {
             r#"{"alg":"ES256","kid":5}"#,
             "",
         ] {
-            assert_eq!(parse(j.as_bytes()).unwrap_err(), HeaderError::Malformed, "{j}");
+            assert_eq!(
+                parse(j.as_bytes()).unwrap_err(),
+                HeaderError::Malformed,
+                "{j}"
+            );
         }
         assert_eq!(parse(b"{}").unwrap_err(), HeaderError::NoAlg);
         assert_eq!(parse(b"\xff").unwrap_err(), HeaderError::Malformed);

@@ -105,7 +105,9 @@ pub fn parse(bytes: &[u8], algorithms: &[JwtAlgorithm], origin: Origin) -> Resul
             ));
         }
         if jwk.d.is_some() || jwk.p.is_some() {
-            return Err(format!("{what} holds private key material; publish public keys only"));
+            return Err(format!(
+                "{what} holds private key material; publish public keys only"
+            ));
         }
         let for_signing = jwk.use_.as_deref().is_none_or(|u| u == "sig")
             && jwk
@@ -164,7 +166,10 @@ fn key_of(jwk: &Jwk, algorithms: &[JwtAlgorithm], what: &str) -> Result<Verifyin
     let alg = match jwk.alg.as_deref() {
         Some(name) => {
             let alg = JwtAlgorithm::from_name(name).ok_or_else(|| {
-                Unusable::Skip(format!("{what}: algorithm `{}` is not supported", shorten(name)))
+                Unusable::Skip(format!(
+                    "{what}: algorithm `{}` is not supported",
+                    shorten(name)
+                ))
             })?;
             if family(alg) != fam {
                 return Err(Unusable::Refuse(format!(
@@ -231,7 +236,12 @@ mod tests {
 
     #[test]
     fn infers_es256_from_the_curve() {
-        let p = parse(&set(&[format!("{EC}}}")]), &[JwtAlgorithm::ES256], Origin::File).unwrap();
+        let p = parse(
+            &set(&[format!("{EC}}}")]),
+            &[JwtAlgorithm::ES256],
+            Origin::File,
+        )
+        .unwrap();
         assert_eq!(p.keys.len(), 1);
         assert_eq!(p.keys[0].alg(), JwtAlgorithm::ES256);
     }
@@ -239,7 +249,12 @@ mod tests {
     #[test]
     fn refuses_duplicate_kids_and_oct() {
         let k = format!(r#"{EC},"kid":"a"}}"#);
-        let err = parse(&set(&[k.clone(), k]), &[JwtAlgorithm::ES256], Origin::Remote).unwrap_err();
+        let err = parse(
+            &set(&[k.clone(), k]),
+            &[JwtAlgorithm::ES256],
+            Origin::Remote,
+        )
+        .unwrap_err();
         assert!(err.contains("twice"), "{err}");
         let oct = r#"{"kty":"oct","k":"AAAA"}"#.to_string();
         assert!(parse(&set(&[oct]), &[JwtAlgorithm::HS256], Origin::Remote).is_err());
@@ -250,7 +265,12 @@ mod tests {
         let rs = format!(r#"{EC},"alg":"RS256"}}"#);
         assert!(parse(&set(&[rs]), &[JwtAlgorithm::RS256], Origin::Remote).is_err());
         let other = format!(r#"{EC},"alg":"ES256"}}"#);
-        assert!(parse(&set(&[other.clone()]), &[JwtAlgorithm::ES384], Origin::File).is_err());
+        assert!(parse(
+            &set(std::slice::from_ref(&other)),
+            &[JwtAlgorithm::ES384],
+            Origin::File
+        )
+        .is_err());
         let p = parse(&set(&[other]), &[JwtAlgorithm::ES384], Origin::Remote).unwrap();
         assert_eq!((p.keys.len(), p.skipped), (0, 1));
     }

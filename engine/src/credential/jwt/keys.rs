@@ -45,7 +45,10 @@ pub fn family(alg: JwtAlgorithm) -> Family {
 pub enum KeyError {
     /// The material is not of the family the algorithm needs (key confusion).
     #[error("a {found} key cannot verify `{alg}`")]
-    WrongFamily { alg: &'static str, found: &'static str },
+    WrongFamily {
+        alg: &'static str,
+        found: &'static str,
+    },
     /// An HMAC secret shorter than the hash output.
     #[error("hmac secret for `{alg}` is {len} bytes; at least {min} are required")]
     ShortSecret {
@@ -221,7 +224,11 @@ impl VerifyingKey {
 
     /// An EC point (`04 || x || y`) or an Ed25519 public key (32 bytes), as
     /// a JWK gives them. The backend checks the point is on the curve.
-    pub fn public_point(alg: JwtAlgorithm, bytes: &[u8], kid: Option<&str>) -> Result<Self, KeyError> {
+    pub fn public_point(
+        alg: JwtAlgorithm,
+        bytes: &[u8],
+        kid: Option<&str>,
+    ) -> Result<Self, KeyError> {
         match family(alg) {
             Family::P256 | Family::P384 | Family::Ed25519 => Self::public_raw(alg, bytes, kid),
             f => Err(KeyError::WrongFamily {
@@ -236,7 +243,8 @@ impl VerifyingKey {
             alg: alg.name(),
             found: "hmac",
         })?;
-        let parsed = ParsedPublicKey::new(va, bytes).map_err(|e| KeyError::Rejected(e.to_string()))?;
+        let parsed =
+            ParsedPublicKey::new(va, bytes).map_err(|e| KeyError::Rejected(e.to_string()))?;
         Ok(Self {
             alg,
             kid: kid.map(Into::into),

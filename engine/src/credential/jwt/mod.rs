@@ -153,8 +153,13 @@ impl JwtVerifier {
                 if !url.starts_with("https://") {
                     return Err(format!("`jwks_url` must be an https url, not `{url}`"));
                 }
-                if algorithms.iter().any(|a| keys::family(*a) == keys::Family::Hmac) {
-                    return Err("a `jwks_url` never provides hmac keys; remove the hs algorithms".into());
+                if algorithms
+                    .iter()
+                    .any(|a| keys::family(*a) == keys::Family::Hmac)
+                {
+                    return Err(
+                        "a `jwks_url` never provides hmac keys; remove the hs algorithms".into(),
+                    );
                 }
                 Keys::Remote(registry().entry(url, &algorithms, *refresh, *refetch_min_interval))
             }
@@ -214,7 +219,6 @@ impl JwtVerifier {
 }
 
 impl Inner {
-
     fn revoked(&self, jti: &str) -> bool {
         match &self.denylist {
             Some(l) => l.is_denied(jti),
@@ -381,10 +385,9 @@ impl Inner {
         let set: &KeySet = match &self.keys {
             Keys::Static(k) => k,
             Keys::Remote(r) => {
-                remote_set = r.keys().ok_or(refuse(
-                    Reason::StoreUnavailable,
-                    "jwks not fetched yet",
-                ))?;
+                remote_set = r
+                    .keys()
+                    .ok_or(refuse(Reason::StoreUnavailable, "jwks not fetched yet"))?;
                 &remote_set
             }
         };
@@ -405,7 +408,8 @@ impl Inner {
                 return Err(bad("jwt has no kid and several keys could verify it"))
             }
         };
-        let sig = compact::decode(parts.signature).map_err(|_| bad("jwt signature is not base64url"))?;
+        let sig =
+            compact::decode(parts.signature).map_err(|_| bad("jwt signature is not base64url"))?;
         if !key.verify(parts.signing_input.as_bytes(), &sig) {
             return Err(bad("jwt signature does not verify"));
         }

@@ -20,8 +20,8 @@ pub const MAX_KEY_FILE: u64 = 1 << 20;
 /// Reads a small file, refusing anything larger than [`MAX_KEY_FILE`].
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let mut buf = Vec::new();
     f.take(MAX_KEY_FILE + 1)
         .read_to_end(&mut buf)
@@ -133,7 +133,9 @@ pub fn load(path: &Path, algorithms: &[JwtAlgorithm]) -> Result<VerifyingKey, St
         l if l.contains("PRIVATE") => Err(format!(
             "{what} holds a private key; give the public key or certificate"
         )),
-        l => Err(format!("{what}: pem block `{l}` is not a public key or certificate")),
+        l => Err(format!(
+            "{what}: pem block `{l}` is not a public key or certificate"
+        )),
     }
 }
 

@@ -132,7 +132,10 @@ impl Registry {
         algs.sort_by_key(|a| a.name());
         algs.dedup();
         let mut entries = self.entries.lock();
-        if let Some(e) = entries.iter().find(|e| e.url == url && e.algorithms == algs) {
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.url == url && e.algorithms == algs)
+        {
             e.refresh_ms.fetch_min(ms(refresh), Ordering::Relaxed);
             e.refetch_min_ms
                 .fetch_min(ms(refetch_min_interval), Ordering::Relaxed);

@@ -16,19 +16,21 @@ pub const BASE64URL_PREFIX: &[u8] = b"base64url:";
 
 /// Builds the HMAC key named by `var`.
 pub fn load(var: &str, algorithms: &[JwtAlgorithm]) -> Result<VerifyingKey, String> {
-    let mut hs = algorithms.iter().copied().filter(|a| family(*a) == Family::Hmac);
-    let alg = match (hs.next(), hs.next()) {
-        (Some(a), None) => a,
-        (None, _) => {
-            return Err("`secret_env` needs an hs algorithm (HS256, HS384 or HS512)".into())
-        }
-        (Some(_), Some(_)) => {
-            return Err(
+    let mut hs = algorithms
+        .iter()
+        .copied()
+        .filter(|a| family(*a) == Family::Hmac);
+    let alg =
+        match (hs.next(), hs.next()) {
+            (Some(a), None) => a,
+            (None, _) => {
+                return Err("`secret_env` needs an hs algorithm (HS256, HS384 or HS512)".into())
+            }
+            (Some(_), Some(_)) => return Err(
                 "`secret_env` binds one secret to one algorithm; configure a single hs algorithm"
                     .into(),
-            )
-        }
-    };
+            ),
+        };
     let raw = raw_value(var)?;
     let secret = match raw.strip_prefix(BASE64URL_PREFIX) {
         Some(b64) => {

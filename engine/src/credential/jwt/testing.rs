@@ -44,8 +44,9 @@ pub fn sign(
         JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512 => {
             EncodingKey::from_secret(key)
         }
-        JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => EncodingKey::from_ec_pem(key)
-            .map_err(|e| format!("bad ec private key: {e}"))?,
+        JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => {
+            EncodingKey::from_ec_pem(key).map_err(|e| format!("bad ec private key: {e}"))?
+        }
         JwtAlgorithm::EdDSA => {
             EncodingKey::from_ed_pem(key).map_err(|e| format!("bad ed25519 private key: {e}"))?
         }
@@ -64,7 +65,11 @@ pub fn sign_raw(
     header_json: &[u8],
     payload: &[u8],
 ) -> Result<String, String> {
-    let input = format!("{}.{}", compact::encode(header_json), compact::encode(payload));
+    let input = format!(
+        "{}.{}",
+        compact::encode(header_json),
+        compact::encode(payload)
+    );
     let s = signature(alg, key, input.as_bytes())?;
     Ok(format!("{input}.{}", compact::encode(&s)))
 }
@@ -74,7 +79,11 @@ pub fn signature(alg: JwtAlgorithm, key: &[u8], message: &[u8]) -> Result<Vec<u8
     use aws_lc_rs::hmac;
     use JwtAlgorithm::*;
     let rng = SystemRandom::new();
-    let hmac_with = |h| hmac::sign(&hmac::Key::new(h, key), message).as_ref().to_vec();
+    let hmac_with = |h| {
+        hmac::sign(&hmac::Key::new(h, key), message)
+            .as_ref()
+            .to_vec()
+    };
     Ok(match alg {
         HS256 => hmac_with(hmac::HMAC_SHA256),
         HS384 => hmac_with(hmac::HMAC_SHA384),
@@ -104,7 +113,8 @@ pub fn signature(alg: JwtAlgorithm, key: &[u8], message: &[u8]) -> Result<Vec<u8
             } else {
                 &sig::ECDSA_P384_SHA384_FIXED_SIGNING
             };
-            let kp = EcdsaKeyPair::from_pkcs8(a, &der).map_err(|e| format!("bad ec private key: {e}"))?;
+            let kp = EcdsaKeyPair::from_pkcs8(a, &der)
+                .map_err(|e| format!("bad ec private key: {e}"))?;
             kp.sign(&rng, message)
                 .map_err(|_| "ecdsa signing failed".to_string())?
                 .as_ref()
