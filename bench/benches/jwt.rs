@@ -298,7 +298,10 @@ fn bench(c: &mut Criterion) {
                     let t0 = std::time::Instant::now();
                     black_box(case.verifier.verify(black_box(&req), now));
                     let t1 = std::time::Instant::now();
-                    black_box(case.bare.verify(black_box(input.as_bytes()), black_box(&sig)));
+                    black_box(
+                        case.bare
+                            .verify(black_box(input.as_bytes()), black_box(&sig)),
+                    );
                     let t2 = std::time::Instant::now();
                     full += t1 - t0;
                     bare += t2 - t1;

@@ -24,6 +24,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+
 /// Which certificate authorities the fetcher trusts.
 #[derive(Clone)]
 pub enum Roots {
@@ -47,6 +49,9 @@ pub struct FetcherConfig {
     /// First retry delay while a URL has never loaded (doubles, capped).
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Least time between two fetches of one URL, whatever a policy says
+    /// (a zero `refresh` or `refetch_min_interval` must not become a loop).
+    pub min_interval: Duration,
 }
 
 impl Default for FetcherConfig {
@@ -59,6 +64,7 @@ impl Default for FetcherConfig {
             max_max_age: Duration::from_secs(24 * 3600),
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            min_interval: Duration::from_secs(1),
         }
     }
 }
@@ -194,10 +200,11 @@ pub fn parse_max_age(v: &str) -> Option<Duration> {
 /// When to fetch again after a success: the configured refresh, or the
 /// server's `max-age` (bounded) if sooner.
 pub fn next_refresh(refresh: Duration, max_age: Option<Duration>, cfg: &FetcherConfig) -> Duration {
-    match max_age {
+    let d = match max_age {
         Some(a) => refresh.min(a.clamp(cfg.min_max_age, cfg.max_max_age)),
         None => refresh,
-    }
+    };
+    d.max(cfg.min_interval)
 }
 
 #[derive(Default)]
@@ -229,16 +236,19 @@ async fn run(cfg: FetcherConfig, notify: Arc<Notify>, mut shutdown: watch::Recei
         let mut wake_at: Option<Instant> = None;
         for (url, entries) in &by_url {
             let st = state.entry(url.clone()).or_default();
+            // Floors: a zero interval in a policy must not become a fetch loop.
             let refresh = entries
                 .iter()
                 .map(|e| e.refresh())
                 .min()
-                .unwrap_or(Duration::from_secs(300));
+                .unwrap_or(DEFAULT_REFRESH)
+                .max(cfg.min_interval);
             let min_gap = entries
                 .iter()
                 .map(|e| e.refetch_min_interval())
                 .min()
-                .unwrap_or(Duration::ZERO);
+                .unwrap_or(DEFAULT_REFRESH)
+                .max(cfg.min_interval);
             let scheduled = st.due.is_none_or(|d| d <= now);
             let missed = entries.iter().any(|e| e.miss_pending());
             let miss_due = missed && st.last_fetch.is_none_or(|t| now >= t + min_gap);
@@ -479,6 +489,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(100),
+            min_interval: Duration::from_millis(50),
             ..FetcherConfig::default()
         }
     }
@@ -779,5 +790,9 @@ mod tests {
         );
         assert_eq!(next_refresh(refresh, Some(day * 7), &cfg), refresh);
         assert_eq!(next_refresh(day * 30, Some(day * 7), &cfg), day);
+        assert_eq!(
+            next_refresh(Duration::ZERO, None, &cfg),
+            Duration::from_secs(1)
+        );
     }
 }
