@@ -8,6 +8,7 @@
 //!   strict parse, header, key choice, signature, claims, identity;
 //! - `overhead_vs_sig`: `jwt_verify` minus `sig_aws_lc`, timed interleaved;
 //! - `jwt_cache_hit`: the same request with the verified-token cache warm;
+//! - `sha256_token`: the cache key alone (SHA-256 over the token);
 //! - `jsonwebtoken_decode`: `jsonwebtoken::decode` with a `DecodingKey`
 //!   built once and default `Validation`, for reference.
 //!
@@ -311,6 +312,15 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function("jwt_cache_hit", |b| {
             b.iter(|| black_box(case.cached.verify(black_box(&req), now)))
+        });
+        // The cache key alone (SHA-256 of the token), for reading the hit cost.
+        g.bench_function("sha256_token", |b| {
+            b.iter(|| {
+                black_box(aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    black_box(case.token.as_bytes()),
+                ))
+            })
         });
         g.bench_function("jsonwebtoken_decode", |b| {
             b.iter(|| {
