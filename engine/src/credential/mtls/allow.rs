@@ -75,7 +75,7 @@ impl Allowlist {
             .subject
             .as_ref()
             .is_some_and(|s| self.subjects.iter().any(|want| want == s));
-        let by_fingerprint = self.fingerprints.iter().any(|f| *f == p.fingerprint);
+        let by_fingerprint = self.fingerprints.contains(&p.fingerprint);
         by_spiffe || by_subject || by_fingerprint
     }
 }

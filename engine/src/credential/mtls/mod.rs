@@ -119,11 +119,11 @@ impl MtlsVerifier {
 
     pub fn verify(&self, req: &Request, now: SystemTime) -> Outcome {
         let presented = match &self.source {
-            Source::Xfcc => self.from_xfcc(req, now),
+            Source::Xfcc => self.read_xfcc(req, now),
             Source::PemHeader {
                 header,
                 verify_header,
-            } => self.from_pem_header(req, header, verify_header.as_deref(), now),
+            } => self.read_pem_header(req, header, verify_header.as_deref(), now),
         };
         match presented {
             Err(Deny(reason, why)) => Outcome::Invalid(reason, why),
@@ -143,7 +143,7 @@ impl MtlsVerifier {
         }
     }
 
-    fn from_xfcc(&self, req: &Request, now: SystemTime) -> Result<Option<Presented>, Deny> {
+    fn read_xfcc(&self, req: &Request, now: SystemTime) -> Result<Option<Presented>, Deny> {
         let value = match req.headers.get_one(XFCC_HEADER) {
             HeaderLookup::Absent => return Ok(None),
             HeaderLookup::Repeated => {
@@ -214,7 +214,7 @@ impl MtlsVerifier {
         })
     }
 
-    fn from_pem_header(
+    fn read_pem_header(
         &self,
         req: &Request,
         header: &str,
