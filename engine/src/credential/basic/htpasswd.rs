@@ -40,11 +40,12 @@ impl StoredHash {
         self.kind
     }
 
-    /// The cost-bearing part of the hash: `$2b$12` or `$argon2id$v=19$m=...,t=..,p=..`
+    /// The cost-bearing part of the hash: `bcrypt/12` or `$argon2id$v=19$m=...,t=..,p=..`
     /// plus the output length, so hashes of the same shape cost the same to verify.
     pub fn shape(&self) -> String {
         match self.kind {
-            HashKind::Bcrypt => self.text.get(..6).unwrap_or_default().to_string(),
+            // `$2a$`, `$2b$` and `$2y$` cost the same: only the cost counts.
+            HashKind::Bcrypt => format!("bcrypt/{}", self.text.get(4..6).unwrap_or_default()),
             HashKind::Argon2 => {
                 let parts: Vec<&str> = self.text.rsplitn(3, '$').collect();
                 match parts.as_slice() {
@@ -295,7 +296,7 @@ mod tests {
             "f",
         )
         .unwrap();
-        assert_eq!(h.typical().unwrap().shape(), "$2b$05");
+        assert_eq!(h.typical().unwrap().shape(), "bcrypt/05");
     }
 
     #[test]
