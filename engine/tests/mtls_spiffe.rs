@@ -148,6 +148,24 @@ fn spiffe_two_uri_sans_are_no_spiffe_identity() {
     assert_not_allowed(&present(&v, &pki("two-uris.pem")));
     assert_not_allowed(&present(&v, &mint(&[both[0], "https://billing.example"])));
     assert_allowed(&present(&v, &pki("spiffe.pem")), both[0]);
+    // Still a valid certificate: a subject allowlist applies, and the principal is the subject.
+    let by_subject = MtlsVerifier::new(
+        &MtlsDef {
+            source: MtlsSource::Xfcc,
+            ca_file: Some(Spanned::new(PathBuf::from("root-ca.pem"), Span::default())),
+            allow: MtlsAllow {
+                subjects: vec!["CN=two-uris,O=Portcullis Test".into()],
+                ..MtlsAllow::default()
+            },
+            grants: vec![],
+        },
+        &pki_dir(),
+    )
+    .unwrap();
+    assert_allowed(
+        &present(&by_subject, &pki("two-uris.pem")),
+        "CN=two-uris,O=Portcullis Test",
+    );
 }
 
 #[test]
