@@ -62,3 +62,15 @@ pub fn quote(s: &str) -> String {
     }
     out
 }
+
+/// The URI SANs of a PEM certificate (empty if it does not parse), for
+/// callers that want `xfcc_header` to claim the certificate's own URI.
+pub fn cert_uris(cert_pem: &str) -> Vec<String> {
+    pem::certificates(cert_pem)
+        .ok()
+        .filter(|c| c.len() == 1)
+        .and_then(|mut c| c.pop())
+        .and_then(|der| ClientCert::parse(der).ok())
+        .map(|c| c.uris)
+        .unwrap_or_default()
+}
