@@ -15,7 +15,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
-cargo +nightly fuzz build -O "${targets[@]:0:0}" >/dev/null
+cargo +nightly fuzz build -O >/dev/null
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   printf '== %s (%ss)\n' "$t" "$secs"
