@@ -1,1 +1,106 @@
+//! Shared builders for Portcullis benchmarks: synthetic policies and key populations.
 #![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use portcullis_engine::credential::apikey::{
+    fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex,
+};
+use portcullis_engine::path::parse_pattern;
+use portcullis_engine::policy::{
+    ApiKeyDef, CredentialDef, CredentialKind, Policy, Requirement, Route, RouteMatch,
+    ScopeRequirement, Settings, Source, Span, Spanned,
+};
+
+fn sp<T>(v: T) -> Spanned<T> {
+    Spanned::new(v, Span::default())
+}
+
+/// A policy with one API-key credential and `n` routes of mixed shapes
+/// (`/svc{i}/items/{id}`, `/svc{i}/static`, `/svc{i}/files/**`), all requiring the key
+/// and scope `read`.
+pub fn policy_with_routes(n: usize) -> Policy {
+    let mut routes = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = match i % 3 {
+            0 => format!("/svc{i}/items/{{id}}"),
+            1 => format!("/svc{i}/static"),
+            _ => format!("/svc{i}/files/**"),
+        };
+        routes.push(Route {
+            name: sp(format!("route{i}")),
+            matcher: RouteMatch {
+                host: None,
+                methods: vec!["GET".into()],
+                path: parse_pattern(&path).unwrap_or_else(|_| unreachable_pattern()),
+            },
+            require: Requirement::Credential(0),
+            scopes: ScopeRequirement::AllOf(vec!["read".into()]),
+            rate_limit: None,
+            span: Span::default(),
+        });
+    }
+    Policy {
+        files: vec!["bench.yaml".into()],
+        settings: Settings::default(),
+        credentials: vec![CredentialDef {
+            name: sp("partner_key".into()),
+            kind: CredentialKind::ApiKey(ApiKeyDef {
+                sources: vec![Source::Header("x-api-key".into()), Source::Bearer],
+                prefixes: vec!["pk_live_".into()],
+            }),
+        }],
+        rate_limits: vec![],
+        routes,
+    }
+}
+
+fn unreachable_pattern() -> portcullis_engine::policy::PathPattern {
+    portcullis_engine::policy::PathPattern {
+        raw: "/".into(),
+        segments: vec![],
+    }
+}
+
+/// A path that hits route `i` of [`policy_with_routes`].
+pub fn path_for(i: usize) -> String {
+    match i % 3 {
+        0 => format!("/svc{i}/items/it_42"),
+        1 => format!("/svc{i}/static"),
+        _ => format!("/svc{i}/files/a/b/c.txt"),
+    }
+}
+
+/// An index of `n` keys (scopes `read`), and a few of the plaintext keys to present.
+pub fn key_index(n: usize) -> (Arc<MemoryIndex>, Vec<String>) {
+    let index = MemoryIndex::new();
+    let mut sample = Vec::new();
+    let scopes: Arc<[String]> = Arc::from(vec!["read".to_string()]);
+    for i in 0..n {
+        let key = generate("pk_live_").unwrap_or_default();
+        let record = KeyRecord {
+            id: Arc::from(format!("key_{i}")),
+            consumer: Arc::from(format!("consumer_{}", i % 1000)),
+            scopes: Arc::clone(&scopes),
+            created_at: 0,
+            expires_at: None,
+            not_before: None,
+            revoked_at: None,
+            allowed_cidrs: vec![],
+            metadata: Default::default(),
+            rate_limit: None,
+        };
+        index.insert(
+            KeyDigest::of(&key),
+            KeyEntry {
+                record: Arc::new(record),
+                fingerprint: fingerprint(&key).into(),
+                key_expires_at: None,
+            },
+        );
+        if i % (n / 64).max(1) == 0 {
+            sample.push(key);
+        }
+    }
+    (Arc::new(index), sample)
+}

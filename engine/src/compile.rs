@@ -3,10 +3,13 @@
 //! route with its compiled requirement, interned scopes and rate limit.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::credential::{Challenge, Verifier};
+pub use crate::decision::IdentityNames;
 use crate::policy::{
     Diagnostic, Diagnostics, IdentityHeaders, PatternSegment, Policy, RateKey, Requirement,
     ScopeRequirement, Settings, Span, Unmatched,
@@ -84,10 +87,15 @@ pub struct CompiledCredential {
     pub verifier: Verifier,
 }
 
+/// Maps filled at compile time and only read while deciding. FxHash rather
+/// than SipHash: request input is only ever looked up, never inserted, so an
+/// attacker cannot build the collision chains that HashDoS needs.
+pub type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
+
 /// A trie node: children by static segment, then one `{param}` child, then a `/**` leaf.
 #[derive(Default)]
 pub struct Node {
-    pub statics: HashMap<Box<str>, Node>,
+    pub statics: FastMap<Box<str>, Node>,
     pub param: Option<Box<Node>>,
     /// Route index if a pattern ends here.
     pub leaf: Option<usize>,
@@ -97,45 +105,39 @@ pub struct Node {
 
 impl Node {
     /// The most specific route for these segments: static, then param, then rest.
-    pub fn find<'a>(&self, segs: &mut (impl Iterator<Item = &'a str> + Clone)) -> Option<usize> {
-        let mut lookahead = segs.clone();
-        match lookahead.next() {
-            None => self.leaf.or(self.rest),
-            Some(seg) => {
-                if let Some(child) = self.statics.get(seg) {
-                    let mut s = lookahead.clone();
-                    if let Some(r) = child.find(&mut s) {
-                        return Some(r);
-                    }
-                }
-                if let Some(child) = self.param.as_deref().filter(|_| !seg.is_empty()) {
-                    let mut s = lookahead.clone();
-                    if let Some(r) = child.find(&mut s) {
-                        return Some(r);
-                    }
-                }
-                self.rest
+    pub fn find(&self, segs: &[&str]) -> Option<usize> {
+        let Some((seg, rest)) = segs.split_first() else {
+            return self.leaf.or(self.rest);
+        };
+        if let Some(r) = self.statics.get(*seg).and_then(|child| child.find(rest)) {
+            return Some(r);
+        }
+        if !seg.is_empty() {
+            if let Some(r) = self.param.as_deref().and_then(|child| child.find(rest)) {
+                return Some(r);
             }
         }
+        self.rest
     }
 }
 
 #[derive(Default)]
 pub struct MethodTable {
-    pub by_method: HashMap<Box<str>, Node>,
+    pub by_method: FastMap<Box<str>, Node>,
     pub any: Node,
 }
 
 impl MethodTable {
-    fn find(&self, method: &str, path: &str) -> Option<usize> {
-        if let Some(node) = self.by_method.get(method) {
-            if let Some(r) = node.find(&mut crate::path::segments(path)) {
-                return Some(r);
-            }
+    fn find(&self, method: &str, segs: &[&str]) -> Option<usize> {
+        if let Some(r) = self.by_method.get(method).and_then(|node| node.find(segs)) {
+            return Some(r);
         }
-        self.any.find(&mut crate::path::segments(path))
+        self.any.find(segs)
     }
 }
+
+/// Path segments, split once per decision and kept on the stack.
+pub type SegmentList<'a> = smallvec::SmallVec<[&'a str; 16]>;
 
 /// A compiled policy: immutable, shared behind an `Arc`, swapped whole.
 pub struct CompiledPolicy {
@@ -143,43 +145,35 @@ pub struct CompiledPolicy {
     pub identity: Arc<IdentityNames>,
     pub credentials: Vec<CompiledCredential>,
     pub routes: Vec<CompiledRoute>,
-    pub hosts: HashMap<Box<str>, MethodTable>,
+    pub hosts: FastMap<Box<str>, MethodTable>,
     pub any_host: MethodTable,
-    pub scope_ids: HashMap<Box<str>, usize>,
+    pub scope_ids: FastMap<Box<str>, usize>,
     /// Header names that carry credentials, for gateways to strip upstream.
     pub credential_headers: Vec<String>,
     /// Files the policy came from (for reload watching and errors).
     pub files: Vec<PathBuf>,
 }
 
-/// Identity header names, shared into every allow decision.
-pub struct IdentityNames {
-    pub principal: Arc<str>,
-    pub consumer: Arc<str>,
-    pub scopes: Arc<str>,
-    pub credential: Arc<str>,
-}
-
-impl From<&IdentityHeaders> for IdentityNames {
-    fn from(h: &IdentityHeaders) -> Self {
-        Self {
-            principal: h.principal.as_str().into(),
-            consumer: h.consumer.as_str().into(),
-            scopes: h.scopes.as_str().into(),
-            credential: h.credential.as_str().into(),
-        }
+fn identity_names(h: &IdentityHeaders) -> IdentityNames {
+    IdentityNames {
+        principal: h.principal.as_str().into(),
+        consumer: h.consumer.as_str().into(),
+        scopes: h.scopes.as_str().into(),
+        credential: h.credential.as_str().into(),
     }
 }
 
 impl CompiledPolicy {
     /// Route index for a method and canonical path on a host.
     pub fn route_for(&self, host: Option<&str>, method: &str, path: &str) -> Option<usize> {
-        if let Some(table) = host.and_then(|h| self.hosts.get(h)) {
-            if let Some(r) = table.find(method, path) {
-                return Some(r);
-            }
+        let segs: SegmentList<'_> = crate::path::segments(path).collect();
+        if let Some(r) = host
+            .and_then(|h| self.hosts.get(h))
+            .and_then(|t| t.find(method, &segs))
+        {
+            return Some(r);
         }
-        self.any_host.find(method, path)
+        self.any_host.find(method, &segs)
     }
 
     pub fn unmatched_allows(&self) -> bool {
@@ -257,7 +251,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
         }
     }
 
-    let mut scope_ids: HashMap<Box<str>, usize> = HashMap::new();
+    let mut scope_ids: FastMap<Box<str>, usize> = FastMap::default();
     let mut intern = |name: &str, span: Span, errors: &mut Diagnostics| -> Option<usize> {
         if let Some(&id) = scope_ids.get(name) {
             return Some(id);
@@ -285,8 +279,12 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
                 per: d.per,
                 burst: d.burst,
             };
+            // State survives a reload only for an unchanged definition, bucket key included.
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&(spec.id(), d.key), &mut h);
+            let id = std::hash::Hasher::finish(&h);
             Arc::new(CompiledLimit {
-                id: spec.id(),
+                id,
                 spec,
                 key: d.key,
             })
@@ -294,7 +292,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
         .collect();
 
     let mut routes = Vec::with_capacity(policy.routes.len());
-    let mut hosts: HashMap<Box<str>, MethodTable> = HashMap::new();
+    let mut hosts: FastMap<Box<str>, MethodTable> = FastMap::default();
     let mut any_host = MethodTable::default();
     for (idx, route) in policy.routes.iter().enumerate() {
         let (scopes, names) = match &route.scopes {
@@ -386,7 +384,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
     }
     Ok(CompiledPolicy {
         settings: policy.settings.clone(),
-        identity: Arc::new(IdentityNames::from(&policy.settings.identity_headers)),
+        identity: Arc::new(identity_names(&policy.settings.identity_headers)),
         credentials,
         routes,
         hosts,

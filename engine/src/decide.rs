@@ -9,8 +9,13 @@ use crate::credential::apikey::KeyStore;
 use crate::credential::{Challenge, CredentialType, Identity, Outcome, VerifyContext};
 use crate::decision::{Decision, Principal, RateLimitStatus, Reason};
 use crate::policy::RateKey;
-use crate::ratelimit::{BucketKey, LimitSpec, RateLimiter};
+use crate::ratelimit::{BucketKey, LimitSpec, Limiter};
 use crate::request::Request;
+
+use smallvec::SmallVec;
+
+/// Credentials that satisfied a requirement: one or two in practice, kept inline.
+type Satisfied = SmallVec<[(usize, Identity); 2]>;
 
 /// How to decide: explain traces and a fixed clock (policy tests).
 #[derive(Debug, Clone, Default)]
@@ -79,7 +84,7 @@ impl Eval<'_> {
         o
     }
 
-    fn eval(&mut self, r: &Req, out: &mut Vec<(usize, Identity)>) -> Result<(), Failure> {
+    fn eval(&mut self, r: &Req, out: &mut Satisfied) -> Result<(), Failure> {
         match r {
             Req::Public => Ok(()),
             Req::Cred(i) => match self.outcome(*i) {
@@ -139,7 +144,7 @@ impl Eval<'_> {
 /// `catch_unwind`-free code paths only (see `Engine::decide`).
 pub fn decide(
     policy: &CompiledPolicy,
-    limiter: &RateLimiter,
+    limiter: &dyn Limiter,
     keys: &dyn KeyStore,
     req: &Request,
     opts: &DecideOptions,
@@ -152,7 +157,7 @@ pub fn decide(
 
 fn decide_inner(
     policy: &CompiledPolicy,
-    limiter: &RateLimiter,
+    limiter: &dyn Limiter,
     keys: &dyn KeyStore,
     req: &Request,
     opts: &DecideOptions,
@@ -193,7 +198,7 @@ fn decide_inner(
         memo: Vec::new(),
         trace,
     };
-    let mut satisfied: Vec<(usize, Identity)> = Vec::with_capacity(2);
+    let mut satisfied = Satisfied::new();
     let result = match &route.req {
         // The common shape needs no memo table.
         Req::Cred(_) | Req::Public => eval.eval(&route.req, &mut satisfied),
@@ -216,22 +221,22 @@ fn decide_inner(
     }
 
     // Scopes: every satisfying credential that carries scopes must hold them.
-    let carrying: Vec<&Identity> = satisfied
-        .iter()
-        .map(|(_, id)| id)
-        .filter(|id| id.scopes.is_some())
-        .collect();
-    let effective: Option<ScopeSet> = carrying
-        .iter()
-        .map(|id| policy.scope_set(id.scopes.iter().flat_map(|s| s.iter())))
-        .reduce(|a, b| a.and(&b));
+    let effective: Option<ScopeSet> = if matches!(route.scopes, ScopeCheck::None) {
+        None
+    } else {
+        satisfied
+            .iter()
+            .filter_map(|(_, id)| id.scopes.as_ref())
+            .map(|s| policy.scope_set(s.iter()))
+            .reduce(|a, b| a.and(&b))
+    };
     let scopes_ok = match (&route.scopes, effective) {
         (ScopeCheck::None, _) => true,
         (_, None) => false,
         (ScopeCheck::AllOf(need), Some(have)) => have.contains_all(need),
         (ScopeCheck::AnyOf(need), Some(have)) => have.intersects(need),
     };
-    let principal = principal_of(&satisfied, &carrying);
+    let principal = principal_of(&satisfied);
     let cred_name = credential_names(policy, &satisfied);
     if !scopes_ok {
         trace.note(|| format!("scopes not held: route needs `{}`", route.scope_names));
@@ -259,7 +264,7 @@ fn decide_inner(
             }
             None => (&limit.spec, limit.id),
         };
-        let r = limiter.check_at(spec, id, &key, limiter.now_ns());
+        let r = limiter.check(spec, id, &key);
         let status = RateLimitStatus {
             limit: r.limit,
             remaining: r.remaining,
@@ -284,21 +289,7 @@ fn decide_inner(
     let mut d = Decision::deny(Reason::Allowed).with_allow();
     d.route = Some(Arc::clone(&route.name));
     d.ratelimit = ratelimit;
-    if let Some(p) = &principal {
-        let names = &policy.identity;
-        d.headers.reserve(4);
-        d.headers
-            .push((Arc::clone(&names.principal), Arc::clone(&p.id)));
-        if let Some(c) = &p.consumer {
-            d.headers.push((Arc::clone(&names.consumer), Arc::clone(c)));
-        }
-        d.headers
-            .push((Arc::clone(&names.scopes), Arc::from(p.scopes.join(" "))));
-    }
-    if let Some(c) = &cred_name {
-        d.headers
-            .push((Arc::clone(&policy.identity.credential), Arc::clone(c)));
-    }
+    d.identity_names = Some(Arc::clone(&policy.identity));
     d.credential = cred_name;
     d.principal = principal;
     d
@@ -306,30 +297,36 @@ fn decide_inner(
 
 /// The principal: a user-level credential (JWT, mTLS, Basic) over an API key
 /// when both satisfied (`all_of: [app_key, user_jwt]`); the consumer from the key.
-fn principal_of(satisfied: &[(usize, Identity)], carrying: &[&Identity]) -> Option<Principal> {
+fn principal_of(satisfied: &[(usize, Identity)]) -> Option<Principal> {
+    if let [(_, one)] = satisfied {
+        return Some(Principal {
+            id: Arc::clone(&one.principal),
+            consumer: one.consumer.clone(),
+            scopes: one
+                .scopes
+                .clone()
+                .unwrap_or_else(|| Arc::from(Vec::<String>::new())),
+        });
+    }
+    let carrying: SmallVec<[&Arc<[String]>; 2]> = satisfied
+        .iter()
+        .filter_map(|(_, id)| id.scopes.as_ref())
+        .collect();
     let first = satisfied
         .iter()
         .map(|(_, id)| id)
         .find(|id| id.kind != CredentialType::ApiKey)
         .or_else(|| satisfied.first().map(|(_, id)| id))?;
     let consumer = satisfied.iter().find_map(|(_, id)| id.consumer.clone());
-    let scopes: Arc<[String]> = match carrying {
+    let scopes: Arc<[String]> = match carrying.as_slice() {
         [] => Arc::from(Vec::<String>::new()),
-        [one] => one
-            .scopes
-            .clone()
-            .unwrap_or_else(|| Arc::from(Vec::<String>::new())),
-        [head, rest @ ..] => {
-            let base = head.scopes.as_deref().unwrap_or_default();
-            base.iter()
-                .filter(|s| {
-                    rest.iter()
-                        .all(|o| o.scopes.as_deref().unwrap_or_default().contains(s))
-                })
-                .cloned()
-                .collect::<Vec<_>>()
-                .into()
-        }
+        [one] => Arc::clone(one),
+        [head, rest @ ..] => head
+            .iter()
+            .filter(|s| rest.iter().all(|o| o.contains(s)))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
     };
     Some(Principal {
         id: Arc::clone(&first.principal),

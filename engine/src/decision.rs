@@ -110,8 +110,17 @@ pub struct RateLimitStatus {
     pub reset_after_ms: u64,
 }
 
+/// Identity header names (policy `settings.identity_headers`), shared into allow decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityNames {
+    pub principal: Arc<str>,
+    pub consumer: Arc<str>,
+    pub scopes: Arc<str>,
+    pub credential: Arc<str>,
+}
+
 /// The answer to one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allow: bool,
     pub status: u16,
@@ -120,11 +129,13 @@ pub struct Decision {
     /// The credential(s) that satisfied (or failed) the requirement, `+`-joined for `all_of`.
     pub credential: Option<Arc<str>>,
     pub principal: Option<Principal>,
-    /// Response headers for the gateway: identity headers on allow,
-    /// `www-authenticate` on 401/403, `retry-after` on 429.
+    /// Protocol headers: `www-authenticate` on 401/403, `retry-after` on 429.
+    /// Identity headers are rendered from `principal` by [`Decision::response_headers`],
+    /// so deciding does not pay for strings only a gateway answer needs.
     pub headers: Vec<(Arc<str>, Arc<str>)>,
+    /// Set on allow: the names under which to send the identity.
+    pub identity_names: Option<Arc<IdentityNames>>,
     pub ratelimit: Option<RateLimitStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Vec<String>>,
 }
 
@@ -139,6 +150,7 @@ impl Decision {
             credential: None,
             principal: None,
             headers: Vec::new(),
+            identity_names: None,
             ratelimit: None,
             trace: None,
         }
@@ -153,7 +165,7 @@ impl Decision {
     /// The decision as SPEC section 3 JSON (headers as an object).
     pub fn to_json(&self) -> serde_json::Value {
         let mut headers = serde_json::Map::new();
-        for (k, v) in &self.headers {
+        for (k, v) in &self.response_headers() {
             headers.insert(k.to_string(), serde_json::Value::String(v.to_string()));
         }
         let mut out = serde_json::json!({
@@ -172,10 +184,30 @@ impl Decision {
         out
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+    /// Every header to send with the answer: the protocol headers, and on
+    /// allow the identity headers (principal, consumer, scopes, credential).
+    pub fn response_headers(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        let mut out = self.headers.clone();
+        if let (Some(names), true) = (&self.identity_names, self.allow) {
+            if let Some(p) = &self.principal {
+                out.push((Arc::clone(&names.principal), Arc::clone(&p.id)));
+                if let Some(c) = &p.consumer {
+                    out.push((Arc::clone(&names.consumer), Arc::clone(c)));
+                }
+                out.push((Arc::clone(&names.scopes), Arc::from(p.scopes.join(" "))));
+            }
+            if let Some(c) = &self.credential {
+                out.push((Arc::clone(&names.credential), Arc::clone(c)));
+            }
+        }
+        out
+    }
+
+    /// One response header by name (case-insensitive), identity headers included.
+    pub fn header(&self, name: &str) -> Option<Arc<str>> {
+        self.response_headers()
+            .into_iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &**v)
+            .map(|(_, v)| v)
     }
 }

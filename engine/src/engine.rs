@@ -11,7 +11,7 @@ use crate::compile::{compile, CompiledPolicy};
 use crate::credential::apikey::KeyStore;
 use crate::decision::Decision;
 use crate::policy::{self, Diagnostics, Policy};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Limiter, RateLimiter};
 use crate::request::Request;
 
 pub use crate::decide::DecideOptions;
@@ -22,7 +22,7 @@ pub use crate::decide::DecideOptions;
 /// once and uses only it, so it never sees a mix of two policies.
 pub struct Engine {
     current: ArcSwap<CompiledPolicy>,
-    limiter: RateLimiter,
+    limiter: Arc<dyn Limiter>,
     keys: Arc<dyn KeyStore>,
     generation: AtomicU64,
 }
@@ -33,7 +33,7 @@ impl Engine {
         let compiled = compile(policy)?;
         Ok(Self {
             current: ArcSwap::from_pointee(compiled),
-            limiter: RateLimiter::new(),
+            limiter: Arc::new(RateLimiter::new()),
             keys,
             generation: AtomicU64::new(1),
         })
@@ -50,7 +50,13 @@ impl Engine {
 
     pub fn decide_with(&self, req: &Request, opts: &DecideOptions) -> Decision {
         let policy = self.current.load();
-        crate::decide::decide(&policy, &self.limiter, self.keys.as_ref(), req, opts)
+        crate::decide::decide(
+            &policy,
+            self.limiter.as_ref(),
+            self.keys.as_ref(),
+            req,
+            opts,
+        )
     }
 
     /// Compiles `policy` and swaps it in only if that succeeds; returns the new generation.
@@ -79,7 +85,14 @@ impl Engine {
         &self.keys
     }
 
-    pub fn limiter(&self) -> &RateLimiter {
+    pub fn limiter(&self) -> &Arc<dyn Limiter> {
         &self.limiter
+    }
+
+    /// Replaces where rate-limit state lives (a shared store for a fleet).
+    /// Call before serving; state held by the previous limiter is not carried over.
+    pub fn with_limiter(mut self, limiter: Arc<dyn Limiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 }

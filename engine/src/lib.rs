@@ -16,11 +16,14 @@ pub mod credential;
 pub mod decide;
 pub mod decision;
 pub mod engine;
+pub mod fuzzing;
 pub mod path;
 pub mod policy;
 pub mod ratelimit;
 pub mod reference;
 pub mod request;
+pub mod testing;
+mod testing_support;
 
 pub use decision::{Decision, Principal, RateLimitStatus, Reason};
 pub use engine::{DecideOptions, Engine};

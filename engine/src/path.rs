@@ -65,65 +65,110 @@ fn allowed_raw(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@/".contains(&b)
 }
 
-/// Bytes an escape may stand for: anything allowed raw except `/` and `.`,
-/// plus a few that are harmless inside one segment.
+/// Bytes an escape may stand for: exactly those allowed raw, except `/` and
+/// `.`. So a canonical path is itself a valid input with the same canonical
+/// form (idempotence), and an escape can never smuggle a separator, a dot
+/// segment, whitespace or a control byte past the route match.
 fn allowed_escaped(b: u8) -> bool {
-    (allowed_raw(b) && b != b'/' && b != b'.') || b" \"<>[]^`{|}".contains(&b)
+    allowed_raw(b) && b != b'/' && b != b'.'
 }
 
-/// The canonical path of a request target, or why there is none.
-/// Returns the decoded path (query removed). Allocates only when it decodes an escape.
-pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
-    let path = match target.find('?') {
-        Some(i) => target.get(..i).unwrap_or(""),
-        None => target,
-    };
-    if path.len() > MAX_PATH_LEN {
-        return Err(PathError::TooLong);
+const OK: u8 = 0;
+const SLASH: u8 = 1;
+const PERCENT: u8 = 2;
+const QUERY: u8 = 3;
+const BAD: u8 = 4;
+
+/// The class of every byte in a request target, so the scan is one table
+/// load per byte rather than a chain of range checks.
+// Indexing in a const initialiser fails at compile time, never at run time.
+#[allow(clippy::indexing_slicing)]
+static CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = OK;
+        }
+        b += 1;
     }
-    if !path.starts_with('/') {
+    let extra = b"-._~!$&'()*+,=:@";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = OK;
+        i += 1;
+    }
+    t[b'/' as usize] = SLASH;
+    t[b'%' as usize] = PERCENT;
+    t[b'?' as usize] = QUERY;
+    t
+};
+
+/// The canonical path of a request target, or why there is none.
+/// Returns the decoded path (query removed). One pass over the bytes;
+/// allocates only when it decodes an escape.
+pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    let bytes = target.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return Err(PathError::NotOriginForm);
     }
-    let bytes = path.as_bytes();
     let mut decoded: Option<Vec<u8>> = None;
+    let mut seg_start = 1;
     let mut i = 0;
+    let dot_segment = |seg: &[u8]| seg == b"." || seg == b"..";
     while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let (Some(h), Some(l)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) else {
-                return Err(PathError::BadEscape);
-            };
-            let v = h * 16 + l;
-            if !allowed_escaped(v) {
-                return Err(PathError::ForbiddenEscape);
+        match CLASS.get(usize::from(b)).copied().unwrap_or(BAD) {
+            OK => {}
+            QUERY => break,
+            SLASH => {
+                if i > 0 {
+                    let seg = bytes.get(seg_start..i).unwrap_or_default();
+                    if seg.is_empty() {
+                        return Err(PathError::EmptySegment);
+                    }
+                    if dot_segment(seg) {
+                        return Err(PathError::DotSegment);
+                    }
+                }
+                seg_start = i + 1;
             }
-            let buf = decoded.get_or_insert_with(|| bytes.get(..i).unwrap_or_default().to_vec());
-            buf.push(v);
-            i += 3;
-            continue;
-        }
-        if !allowed_raw(b) {
-            return Err(PathError::ForbiddenByte);
+            PERCENT => {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return Err(PathError::BadEscape);
+                };
+                let v = h * 16 + l;
+                // Escapes of `.` and `/` are refused, so raw and decoded forms
+                // have the same segments and dot-segment checks on raw bytes hold.
+                if !allowed_escaped(v) {
+                    return Err(PathError::ForbiddenEscape);
+                }
+                let buf =
+                    decoded.get_or_insert_with(|| bytes.get(..i).unwrap_or_default().to_vec());
+                buf.push(v);
+                i += 3;
+                continue;
+            }
+            _ => return Err(PathError::ForbiddenByte),
         }
         if let Some(buf) = decoded.as_mut() {
             buf.push(b);
         }
         i += 1;
     }
-    // Segment checks on the raw form: escapes of `.` and `/` were refused above,
-    // so raw and decoded forms have the same segments.
-    for seg in path.split('/').skip(1) {
-        if seg == "." || seg == ".." {
-            return Err(PathError::DotSegment);
-        }
+    if i > MAX_PATH_LEN {
+        return Err(PathError::TooLong);
     }
-    if path.len() > 1 && path.contains("//") {
-        return Err(PathError::EmptySegment);
+    if dot_segment(bytes.get(seg_start.min(i)..i).unwrap_or_default()) {
+        return Err(PathError::DotSegment);
     }
     match decoded {
-        None => Ok(std::borrow::Cow::Borrowed(path)),
+        None => Ok(std::borrow::Cow::Borrowed(
+            target.get(..i).unwrap_or_default(),
+        )),
         // Every decoded byte is ASCII (allowed_escaped admits only ASCII).
         Some(buf) => String::from_utf8(buf)
             .map(std::borrow::Cow::Owned)
@@ -132,10 +177,37 @@ pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
 }
 
 /// The segments of a canonical path: `/` → [], `/a/b/` → ["a", "b", ""].
-pub fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
+pub fn segments(path: &str) -> Segments<'_> {
     let rest = path.strip_prefix('/').unwrap_or(path);
-    let empty = rest.is_empty();
-    rest.split('/').filter(move |_| !empty)
+    Segments {
+        rest: if rest.is_empty() { None } else { Some(rest) },
+    }
+}
+
+/// Iterator over path segments. A byte scan rather than `str::split`, whose
+/// generic searcher costs more than the whole match on short paths; `/` is
+/// ASCII, so every split point is a char boundary.
+#[derive(Clone)]
+pub struct Segments<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let r = self.rest?;
+        match r.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                self.rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(r)
+            }
+        }
+    }
 }
 
 /// Why a route pattern is malformed (a policy error).

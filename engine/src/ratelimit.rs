@@ -60,6 +60,21 @@ pub struct RateResult {
     pub retry_after: Duration,
 }
 
+/// Where rate-limit state lives: this process ([`RateLimiter`]), or a store
+/// shared by a fleet (the server's Redis limiter). Synchronous like
+/// [`crate::credential::KeyStore`]: the engine does no I/O of its own.
+pub trait Limiter: Send + Sync + 'static {
+    /// One check-and-count for `key` under `spec`; `spec_id` identifies the
+    /// definition (stable across reloads while the definition is unchanged).
+    fn check(&self, spec: &LimitSpec, spec_id: u64, key: &BucketKey) -> RateResult;
+}
+
+impl Limiter for RateLimiter {
+    fn check(&self, spec: &LimitSpec, spec_id: u64, key: &BucketKey) -> RateResult {
+        self.check_at(spec, spec_id, key, self.now_ns())
+    }
+}
+
 const SHARDS: usize = 32;
 /// Buckets per shard before expired ones are swept.
 const SWEEP_AT: usize = 4096;
@@ -92,10 +107,6 @@ impl RateLimiter {
     /// Nanoseconds since the limiter started: the clock `check_at` expects.
     pub fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    pub fn check(&self, spec: &LimitSpec, key: &BucketKey) -> RateResult {
-        self.check_at(spec, spec.id(), key, self.now_ns())
     }
 
     /// One GCRA step at time `now` (nanoseconds on the limiter's clock).

@@ -141,7 +141,7 @@ mod tests {
         let idx = MemoryIndex::new();
         let d = KeyDigest::of("k1");
         idx.insert(d, entry("a"));
-        assert_eq!(idx.lookup(&d).unwrap().unwrap().record.id, "a");
+        assert_eq!(&*idx.lookup(&d).unwrap().unwrap().record.id, "a");
         assert!(idx.lookup(&KeyDigest::of("k2")).unwrap().is_none());
         assert_eq!(idx.update_record("a", |e| e.key_expires_at = Some(5)), 1);
         assert_eq!(idx.get(&d).unwrap().key_expires_at, Some(5));
