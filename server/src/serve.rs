@@ -170,6 +170,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         let _ = stop_tx.send(true);
     });
 
+    // Keeps every `jwks_url` key set of the policy fresh (a no-op without one).
+    let _jwks = crate::jwks::spawn_jwks_refresher(stop_rx.clone());
+
     if let Ok(addr) = decision_listener.local_addr() {
         announce(&format!("listening on http://{addr}"));
         tracing::info!(%addr, generation = engine.generation(), "decision API listening");

@@ -1,0 +1,134 @@
+//! The JWS compact serialization (RFC 7515 section 7.1), read strictly.
+//!
+//! Written by hand rather than taken from `jsonwebtoken::decode`: that
+//! decoder has no size limit before it starts decoding and splits from the
+//! right (extra segments end up inside the header, left to the base64
+//! decoder to notice). Here every rule is checked on the raw bytes before
+//! anything is decoded: a size limit (CVE-2025-30204), only
+//! `[A-Za-z0-9_-.]`, exactly three segments (found with memchr, never
+//! collected into a list), then canonical unpadded base64url per segment
+//! (no non-zero trailing bits).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+/// Why a token's outer form was refused. No variant carries token bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    /// The token is longer than the configured limit; nothing was decoded.
+    #[error("token longer than the size limit")]
+    TooLarge,
+    /// A byte outside `[A-Za-z0-9_-.]` (padding, whitespace, `+`, `/`, JSON...).
+    #[error("token has a character outside base64url and `.`")]
+    BadCharacter,
+    /// Not exactly three dot-separated segments.
+    #[error("token does not have exactly three segments")]
+    Segments,
+    /// The header or the signature segment is empty.
+    #[error("token has an empty header or signature")]
+    EmptySegment,
+    /// A segment is not canonical unpadded base64url.
+    #[error("token segment is not canonical base64url")]
+    Base64,
+}
+
+/// The three segments of a compact JWS, still encoded, borrowed from the token.
+#[derive(Debug, Clone, Copy)]
+pub struct Compact<'a> {
+    /// `header.payload`: the bytes the signature covers.
+    pub signing_input: &'a str,
+    pub header: &'a str,
+    pub payload: &'a str,
+    pub signature: &'a str,
+}
+
+/// Splits a compact token after checking its size and alphabet.
+pub fn split(token: &str, max_len: usize) -> Result<Compact<'_>, CompactError> {
+    if token.len() > max_len {
+        return Err(CompactError::TooLarge);
+    }
+    // Alphabet: a branch-free OR over every byte, which the compiler turns
+    // into wide vector compares (a token is checked in a few dozen steps).
+    let bad = token.bytes().fold(false, |acc, b| {
+        acc | !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    });
+    if bad {
+        return Err(CompactError::BadCharacter);
+    }
+    // Segments: the first two dots, then no third (memchr-backed `find`);
+    // the scan never collects an unbounded list of segments.
+    let d1 = token.find('.').ok_or(CompactError::Segments)?;
+    let d2 = token
+        .get(d1 + 1..)
+        .and_then(|rest| rest.find('.'))
+        .map(|i| d1 + 1 + i)
+        .ok_or(CompactError::Segments)?;
+    if token.get(d2 + 1..).is_none_or(|rest| rest.contains('.')) {
+        return Err(CompactError::Segments);
+    }
+    let header = token.get(..d1).ok_or(CompactError::Segments)?;
+    let payload = token.get(d1 + 1..d2).ok_or(CompactError::Segments)?;
+    let signature = token.get(d2 + 1..).ok_or(CompactError::Segments)?;
+    let signing_input = token.get(..d2).ok_or(CompactError::Segments)?;
+    if header.is_empty() || signature.is_empty() {
+        return Err(CompactError::EmptySegment);
+    }
+    Ok(Compact {
+        signing_input,
+        header,
+        payload,
+        signature,
+    })
+}
+
+/// Decodes canonical unpadded base64url (the engine refuses padding and
+/// non-zero trailing bits; the alphabet was already checked by [`split`]).
+pub fn decode(segment: &str) -> Result<Vec<u8>, CompactError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| CompactError::Base64)
+}
+
+/// Encodes bytes as unpadded base64url.
+pub fn encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_segments_only() {
+        assert!(split("a.b.c", 100).is_ok());
+        assert_eq!(split("a.b", 100).unwrap_err(), CompactError::Segments);
+        assert_eq!(split("a.b.c.d", 100).unwrap_err(), CompactError::Segments);
+        assert_eq!(split("....", 100).unwrap_err(), CompactError::Segments);
+        assert_eq!(split("a..", 100).unwrap_err(), CompactError::EmptySegment);
+        assert_eq!(split(".b.c", 100).unwrap_err(), CompactError::EmptySegment);
+        // The payload may be empty at the JWS layer (RFC 7515 allows it).
+        assert!(split("a..c", 100).is_ok());
+    }
+
+    #[test]
+    fn alphabet_and_size() {
+        for bad in ["a.b.c=", "a.b.c ", "a.b+.c", "a.b/.c", "a.\nb.c", "a.b.c\0"] {
+            assert_eq!(
+                split(bad, 100).unwrap_err(),
+                CompactError::BadCharacter,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(split("a.b.c", 4).unwrap_err(), CompactError::TooLarge);
+    }
+
+    #[test]
+    fn canonical_base64url() {
+        assert_eq!(decode("AA").unwrap(), vec![0]);
+        // `AB` has non-zero trailing bits: not the canonical encoding of [0].
+        assert_eq!(decode("AB").unwrap_err(), CompactError::Base64);
+        assert_eq!(decode("A").unwrap_err(), CompactError::Base64);
+        assert_eq!(decode("AA==").unwrap_err(), CompactError::Base64);
+    }
+}
