@@ -78,7 +78,7 @@ case "$ENDPOINT" in
              -H "x-forwarded-for: 198.51.100.7") ;;
   ext-authz)
     path=/v1/ext-authz/v1/charges/ch_1
-    headers=(-H "x-api-key: $key" -H "host: api.example.com" -H "x-forwarded-for: 198.51.100.7") ;;
+    headers=(-H "x-api-key: $key" -H "Host: api.example.com" -H "x-forwarded-for: 198.51.100.7") ;;
   *) echo "ENDPOINT must be forward-auth or ext-authz" >&2; exit 1 ;;
 esac
 
@@ -108,6 +108,9 @@ run() {
   printf '%-11s %10s req/s   p50 %9s   p99 %9s   cpu %7s us/req   non-2xx %s\n' \
     "$name" "$rps" "$p50" "$p99" "$cpu" "$bad"
   echo "$name $rps $cpu" >>"$results"
+  if [ "$bad" != 0 ]; then
+    echo "  WARNING: $bad answers were not 2xx: this run did not measure allowed decisions" >&2
+  fi
 }
 
 echo "endpoint $ENDPOINT, $CONNECTIONS connections, $THREADS wrk threads, $ROUNDS rounds of $DURATION, $(nproc) CPUs, pinned: $PIN"

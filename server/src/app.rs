@@ -53,8 +53,29 @@ struct Inner {
     identity_names: IdentityNameCache,
 }
 
-/// A thread's cached policy: which engine, its generation, the policy.
-type Snapshot = (Weak<Engine>, u64, Arc<CompiledPolicy>);
+/// A thread's view of the policy serving now, and what is rendered from it
+/// once per policy rather than per request.
+struct Snapshot {
+    /// A weak reference keeps the engine's allocation, so its address
+    /// cannot be reused by another engine while cached here.
+    engine: Weak<Engine>,
+    generation: u64,
+    policy: Arc<CompiledPolicy>,
+    /// `x-envoy-auth-headers-to-remove`, by which identity headers an allow
+    /// sets (see [`identity_mask`]); `None` until first needed.
+    envoy_remove: [Option<Option<HeaderValue>>; 16],
+}
+
+/// The cached `x-envoy-auth-headers-to-remove` for `mask`, computed on first use.
+fn envoy_remove(
+    policy: &CompiledPolicy,
+    cache: &mut [Option<Option<HeaderValue>>; 16],
+    mask: u8,
+) -> Option<HeaderValue> {
+    let slot = cache.get_mut(usize::from(mask & 0xf))?;
+    slot.get_or_insert_with(|| headers_to_remove(policy, mask))
+        .clone()
+}
 
 /// The decision service: cheap to clone, one per connection.
 #[derive(Clone)]
@@ -136,10 +157,8 @@ impl App {
     /// shared policy per request (an atomic every worker thread would write
     /// on every request). A decision still sees exactly one policy: `f` gets
     /// one snapshot for the request's headers, the decision and the answer.
-    fn with_policy<R>(&self, f: impl FnOnce(&CompiledPolicy) -> R) -> R {
+    fn with_policy<R>(&self, f: impl FnOnce(&mut Snapshot) -> R) -> R {
         thread_local! {
-            // A weak reference keeps the engine's allocation, so its
-            // address cannot be reused by another engine while cached here.
             static CURRENT: RefCell<Option<Snapshot>> = const { RefCell::new(None) };
         }
         let engine = &self.inner.engine;
@@ -147,14 +166,17 @@ impl App {
         CURRENT.with(|cell| {
             let mut current = cell.borrow_mut();
             let fresh = matches!(&*current,
-                Some((e, g, _)) if Weak::as_ptr(e) == Arc::as_ptr(engine) && *g == generation);
+                Some(s) if Weak::as_ptr(&s.engine) == Arc::as_ptr(engine) && s.generation == generation);
             if !fresh {
-                *current = Some((Arc::downgrade(engine), generation, engine.policy()));
+                *current = None;
             }
-            match &*current {
-                Some((_, _, policy)) => f(policy),
-                None => f(&engine.policy()),
-            }
+            let snapshot = current.get_or_insert_with(|| Snapshot {
+                engine: Arc::downgrade(engine),
+                generation,
+                policy: engine.policy(),
+                envoy_remove: Default::default(),
+            });
+            f(snapshot)
         })
     }
 
@@ -293,7 +315,7 @@ impl App {
     }
 
     fn forward_auth(&self, peer: Peer, req: Request<Incoming>) -> Resp {
-        self.with_policy(|policy| self.forward_auth_on(policy, peer, req))
+        self.with_policy(|snapshot| self.forward_auth_on(&snapshot.policy, peer, req))
     }
 
     fn forward_auth_on(&self, policy: &CompiledPolicy, peer: Peer, req: Request<Incoming>) -> Resp {
@@ -351,10 +373,16 @@ impl App {
     }
 
     fn ext_authz(&self, peer: Peer, req: Request<Incoming>) -> Resp {
-        self.with_policy(|policy| self.ext_authz_on(policy, peer, req))
+        self.with_policy(|snapshot| self.ext_authz_on(snapshot, peer, req))
     }
 
-    fn ext_authz_on(&self, policy: &CompiledPolicy, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn ext_authz_on(&self, snapshot: &mut Snapshot, peer: Peer, req: Request<Incoming>) -> Resp {
+        let Snapshot {
+            policy,
+            envoy_remove: remove_cache,
+            ..
+        } = snapshot;
+        let policy: &CompiledPolicy = policy;
         let (parts, _body) = req.into_parts();
         let full = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
         let original = match full.strip_prefix(EXT_AUTHZ_PREFIX) {
@@ -390,7 +418,7 @@ impl App {
         };
         let d = self.decide(Endpoint::ExtAuthz, policy, request, false);
         let strip = if d.allow {
-            headers_to_remove(&d, policy)
+            envoy_remove(policy, remove_cache, identity_mask(&d))
         } else {
             None
         };
@@ -404,26 +432,48 @@ impl App {
     }
 }
 
-/// What Envoy must remove from the upstream request on allow: the
-/// credential headers (the application never needs the key), and every
-/// identity header this answer does not set, because Envoy's
-/// `allowed_upstream_headers` only replaces the headers an answer contains
-/// and would let a client-supplied `x-auth-consumer` through.
-fn headers_to_remove(d: &Decision, policy: &CompiledPolicy) -> Option<HeaderValue> {
-    let names = d.identity_names.as_ref().unwrap_or(&policy.identity);
-    let set = d.response_headers();
+/// Which identity headers an allow sets, as [`Decision::response_headers`]
+/// renders them: bit 0 principal, 1 consumer, 2 scopes, 3 credential.
+fn identity_mask(d: &Decision) -> u8 {
+    if !d.allow || d.identity_names.is_none() {
+        return 0;
+    }
+    let mut mask = 0;
+    if let Some(p) = &d.principal {
+        mask |= 0b0101;
+        if p.consumer.is_some() {
+            mask |= 0b0010;
+        }
+    }
+    if d.credential.is_some() {
+        mask |= 0b1000;
+    }
+    mask
+}
+
+/// What Envoy must remove from the upstream request on an allow that sets
+/// the identity headers in `mask`: the credential headers (the application
+/// never needs the key), and every identity header the answer does not
+/// set, because Envoy's `allowed_upstream_headers` only replaces the
+/// headers an answer contains and would let a client-supplied
+/// `x-auth-consumer` through.
+fn headers_to_remove(policy: &CompiledPolicy, mask: u8) -> Option<HeaderValue> {
+    let names = &policy.identity;
     let mut out: Vec<&str> = policy
         .credential_headers
         .iter()
         .map(String::as_str)
         .collect();
-    for name in [
+    for (bit, name) in [
         &names.principal,
         &names.consumer,
         &names.scopes,
         &names.credential,
-    ] {
-        if !set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) && !out.contains(&&**name) {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if mask & (1 << bit) == 0 && !out.contains(&&**name) {
             out.push(name);
         }
     }
@@ -457,6 +507,46 @@ fn query_flag(query: Option<&str>, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_mask_matches_the_engine_rendering() {
+        use portcullis_engine::decision::IdentityNames;
+        use portcullis_engine::{Principal, Reason};
+        let names = Arc::new(IdentityNames {
+            principal: "p".into(),
+            consumer: "c".into(),
+            scopes: "s".into(),
+            credential: "k".into(),
+        });
+        for consumer in [None, Some("acme")] {
+            for credential in [None, Some("key")] {
+                for principal in [false, true] {
+                    let mut d = Decision::deny(Reason::Allowed).with_allow();
+                    d.identity_names = Some(Arc::clone(&names));
+                    d.credential = credential.map(Into::into);
+                    d.principal = principal.then(|| Principal {
+                        id: "id".into(),
+                        consumer: consumer.map(Into::into),
+                        scopes: Arc::from(Vec::<String>::new()),
+                    });
+                    let set: Vec<String> = d
+                        .response_headers()
+                        .into_iter()
+                        .map(|(k, _)| k.to_string())
+                        .collect();
+                    let mask = identity_mask(&d);
+                    for (bit, name) in ["p", "c", "s", "k"].into_iter().enumerate() {
+                        assert_eq!(
+                            mask & (1 << bit) != 0,
+                            set.iter().any(|k| k == name),
+                            "{name} {set:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(identity_mask(&Decision::deny(Reason::NoRoute)), 0);
+    }
 
     #[test]
     fn query_parsing() {
