@@ -377,4 +377,24 @@ mod tests {
         assert!(text.contains("portcullis_decision_duration_seconds_bucket"));
         assert!(text.ends_with("# EOF\n"));
     }
+
+    #[test]
+    fn per_thread_counters_follow_reloads_and_instances() {
+        let m = Metrics::new();
+        let mut d = Decision::deny(Reason::Allowed).with_allow();
+        d.route = Some("a".into());
+        m.record_decision(Endpoint::Decide, &d, Duration::from_micros(1), 1);
+        // A new generation with a new route name.
+        d.route = Some("b".into());
+        m.record_decision(Endpoint::Decide, &d, Duration::from_micros(1), 2);
+        m.record_decision(Endpoint::Decide, &d, Duration::from_micros(1), 2);
+        let text = m.encode();
+        assert!(text.contains(r#"route="a",credential=""} 1"#), "{text}");
+        assert!(text.contains(r#"route="b",credential=""} 2"#), "{text}");
+        // Another instance on the same thread counts on its own.
+        let other = Metrics::new();
+        other.record_decision(Endpoint::Decide, &d, Duration::from_micros(1), 2);
+        assert!(other.encode().contains(r#"route="b",credential=""} 1"#));
+        assert!(m.encode().contains(r#"route="b",credential=""} 2"#));
+    }
 }
