@@ -143,16 +143,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    if let Ok(addr) = decision_listener.local_addr() {
-        announce(&format!("listening on http://{addr}"));
-        tracing::info!(%addr, generation = engine.generation(), "decision API listening");
-    }
-    if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        announce(&format!("admin listening on http://{addr}"));
-        tracing::info!(%addr, "admin API listening");
-    }
-
-    // Kept alive for as long as we serve; dropping it stops the watch.
+    // Watch (and catch SIGHUP) before announcing the listeners, so a change
+    // made right after startup is never missed. Kept alive for as long as
+    // we serve; dropping it stops the watch.
     let _watch = if args.no_watch {
         None
     } else {
@@ -168,15 +161,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::warn!(error = %e, "cannot handle SIGHUP");
     }
 
+    // Installed before announcing too: until then SIGTERM would kill the process outright.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = stop_signals();
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        stop.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
 
     // Keeps every `jwks_url` key set of the policy fresh (a no-op without one).
     let _jwks = crate::jwks::spawn_jwks_refresher(stop_rx.clone());
+
+    if let Ok(addr) = decision_listener.local_addr() {
+        announce(&format!("listening on http://{addr}"));
+        tracing::info!(%addr, generation = engine.generation(), "decision API listening");
+    }
+    if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        announce(&format!("admin listening on http://{addr}"));
+        tracing::info!(%addr, "admin API listening");
+    }
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(listener::serve(
@@ -208,19 +212,22 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-async fn wait_for_stop_signal() {
+/// Registers SIGTERM and SIGINT now; the future resolves on either.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
