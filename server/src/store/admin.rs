@@ -1,0 +1,1 @@
+//! Admin API key endpoints (filled in when the server's admin router lands).
