@@ -19,6 +19,10 @@ pub mod ratelimit;
 pub mod redis_store;
 pub mod replica;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testkit;
+#[cfg(test)]
+mod tests;
 
 use std::sync::mpsc;
 use std::sync::Arc;
