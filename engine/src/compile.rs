@@ -105,26 +105,19 @@ pub struct Node {
 
 impl Node {
     /// The most specific route for these segments: static, then param, then rest.
-    pub fn find<'a>(&self, segs: &mut (impl Iterator<Item = &'a str> + Clone)) -> Option<usize> {
-        let mut lookahead = segs.clone();
-        match lookahead.next() {
-            None => self.leaf.or(self.rest),
-            Some(seg) => {
-                if let Some(child) = self.statics.get(seg) {
-                    let mut s = lookahead.clone();
-                    if let Some(r) = child.find(&mut s) {
-                        return Some(r);
-                    }
-                }
-                if let Some(child) = self.param.as_deref().filter(|_| !seg.is_empty()) {
-                    let mut s = lookahead.clone();
-                    if let Some(r) = child.find(&mut s) {
-                        return Some(r);
-                    }
-                }
-                self.rest
+    pub fn find(&self, segs: &[&str]) -> Option<usize> {
+        let Some((seg, rest)) = segs.split_first() else {
+            return self.leaf.or(self.rest);
+        };
+        if let Some(r) = self.statics.get(*seg).and_then(|child| child.find(rest)) {
+            return Some(r);
+        }
+        if !seg.is_empty() {
+            if let Some(r) = self.param.as_deref().and_then(|child| child.find(rest)) {
+                return Some(r);
             }
         }
+        self.rest
     }
 }
 
@@ -135,15 +128,16 @@ pub struct MethodTable {
 }
 
 impl MethodTable {
-    fn find(&self, method: &str, path: &str) -> Option<usize> {
-        if let Some(node) = self.by_method.get(method) {
-            if let Some(r) = node.find(&mut crate::path::segments(path)) {
-                return Some(r);
-            }
+    fn find(&self, method: &str, segs: &[&str]) -> Option<usize> {
+        if let Some(r) = self.by_method.get(method).and_then(|node| node.find(segs)) {
+            return Some(r);
         }
-        self.any.find(&mut crate::path::segments(path))
+        self.any.find(segs)
     }
 }
+
+/// Path segments, split once per decision and kept on the stack.
+pub type SegmentList<'a> = smallvec::SmallVec<[&'a str; 16]>;
 
 /// A compiled policy: immutable, shared behind an `Arc`, swapped whole.
 pub struct CompiledPolicy {
@@ -172,12 +166,14 @@ fn identity_names(h: &IdentityHeaders) -> IdentityNames {
 impl CompiledPolicy {
     /// Route index for a method and canonical path on a host.
     pub fn route_for(&self, host: Option<&str>, method: &str, path: &str) -> Option<usize> {
-        if let Some(table) = host.and_then(|h| self.hosts.get(h)) {
-            if let Some(r) = table.find(method, path) {
-                return Some(r);
-            }
+        let segs: SegmentList<'_> = crate::path::segments(path).collect();
+        if let Some(r) = host
+            .and_then(|h| self.hosts.get(h))
+            .and_then(|t| t.find(method, &segs))
+        {
+            return Some(r);
         }
-        self.any_host.find(method, path)
+        self.any_host.find(method, &segs)
     }
 
     pub fn unmatched_allows(&self) -> bool {

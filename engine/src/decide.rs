@@ -221,15 +221,15 @@ fn decide_inner(
     }
 
     // Scopes: every satisfying credential that carries scopes must hold them.
-    let carrying: Vec<&Identity> = satisfied
-        .iter()
-        .map(|(_, id)| id)
-        .filter(|id| id.scopes.is_some())
-        .collect();
-    let effective: Option<ScopeSet> = carrying
-        .iter()
-        .map(|id| policy.scope_set(id.scopes.iter().flat_map(|s| s.iter())))
-        .reduce(|a, b| a.and(&b));
+    let effective: Option<ScopeSet> = if matches!(route.scopes, ScopeCheck::None) {
+        None
+    } else {
+        satisfied
+            .iter()
+            .filter_map(|(_, id)| id.scopes.as_ref())
+            .map(|s| policy.scope_set(s.iter()))
+            .reduce(|a, b| a.and(&b))
+    };
     let scopes_ok = match (&route.scopes, effective) {
         (ScopeCheck::None, _) => true,
         (_, None) => false,
@@ -298,6 +298,16 @@ fn decide_inner(
 /// The principal: a user-level credential (JWT, mTLS, Basic) over an API key
 /// when both satisfied (`all_of: [app_key, user_jwt]`); the consumer from the key.
 fn principal_of(satisfied: &[(usize, Identity)]) -> Option<Principal> {
+    if let [(_, one)] = satisfied {
+        return Some(Principal {
+            id: Arc::clone(&one.principal),
+            consumer: one.consumer.clone(),
+            scopes: one
+                .scopes
+                .clone()
+                .unwrap_or_else(|| Arc::from(Vec::<String>::new())),
+        });
+    }
     let carrying: SmallVec<[&Arc<[String]>; 2]> = satisfied
         .iter()
         .filter_map(|(_, id)| id.scopes.as_ref())

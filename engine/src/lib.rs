@@ -16,6 +16,7 @@ pub mod credential;
 pub mod decide;
 pub mod decision;
 pub mod engine;
+pub mod fuzzing;
 pub mod path;
 pub mod policy;
 pub mod ratelimit;

@@ -65,11 +65,45 @@ fn allowed_raw(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@/".contains(&b)
 }
 
-/// Bytes an escape may stand for: anything allowed raw except `/` and `.`,
-/// plus a few that are harmless inside one segment.
+/// Bytes an escape may stand for: exactly those allowed raw, except `/` and
+/// `.`. So a canonical path is itself a valid input with the same canonical
+/// form (idempotence), and an escape can never smuggle a separator, a dot
+/// segment, whitespace or a control byte past the route match.
 fn allowed_escaped(b: u8) -> bool {
-    (allowed_raw(b) && b != b'/' && b != b'.') || b" \"<>[]^`{|}".contains(&b)
+    allowed_raw(b) && b != b'/' && b != b'.'
 }
+
+const OK: u8 = 0;
+const SLASH: u8 = 1;
+const PERCENT: u8 = 2;
+const QUERY: u8 = 3;
+const BAD: u8 = 4;
+
+/// The class of every byte in a request target, so the scan is one table
+/// load per byte rather than a chain of range checks.
+// Indexing in a const initialiser fails at compile time, never at run time.
+#[allow(clippy::indexing_slicing)]
+static CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = OK;
+        }
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,=:@";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = OK;
+        i += 1;
+    }
+    t[b'/' as usize] = SLASH;
+    t[b'%' as usize] = PERCENT;
+    t[b'?' as usize] = QUERY;
+    t
+};
 
 /// The canonical path of a request target, or why there is none.
 /// Returns the decoded path (query removed). One pass over the bytes;
@@ -84,9 +118,10 @@ pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
     let mut i = 0;
     let dot_segment = |seg: &[u8]| seg == b"." || seg == b"..";
     while let Some(&b) = bytes.get(i) {
-        match b {
-            b'?' => break,
-            b'/' => {
+        match CLASS.get(usize::from(b)).copied().unwrap_or(BAD) {
+            OK => {}
+            QUERY => break,
+            SLASH => {
                 if i > 0 {
                     let seg = bytes.get(seg_start..i).unwrap_or_default();
                     if seg.is_empty() {
@@ -98,7 +133,7 @@ pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
                 }
                 seg_start = i + 1;
             }
-            b'%' => {
+            PERCENT => {
                 let (Some(h), Some(l)) = (
                     bytes.get(i + 1).copied().and_then(hex),
                     bytes.get(i + 2).copied().and_then(hex),
@@ -117,8 +152,7 @@ pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
                 i += 3;
                 continue;
             }
-            _ if !allowed_raw(b) => return Err(PathError::ForbiddenByte),
-            _ => {}
+            _ => return Err(PathError::ForbiddenByte),
         }
         if let Some(buf) = decoded.as_mut() {
             buf.push(b);
@@ -143,10 +177,37 @@ pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
 }
 
 /// The segments of a canonical path: `/` → [], `/a/b/` → ["a", "b", ""].
-pub fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
+pub fn segments(path: &str) -> Segments<'_> {
     let rest = path.strip_prefix('/').unwrap_or(path);
-    let empty = rest.is_empty();
-    rest.split('/').filter(move |_| !empty)
+    Segments {
+        rest: if rest.is_empty() { None } else { Some(rest) },
+    }
+}
+
+/// Iterator over path segments. A byte scan rather than `str::split`, whose
+/// generic searcher costs more than the whole match on short paths; `/` is
+/// ASCII, so every split point is a char boundary.
+#[derive(Clone)]
+pub struct Segments<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let r = self.rest?;
+        match r.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                self.rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(r)
+            }
+        }
+    }
 }
 
 /// Why a route pattern is malformed (a policy error).

@@ -142,8 +142,15 @@ pub enum KeyShape {
 
 /// Classifies `value` against the accepted `prefixes` (empty = any prefix).
 pub fn classify(value: &str, prefixes: &[String]) -> KeyShape {
+    let Some(body_len) = value.len().checked_sub(CHECKSUM_LEN) else {
+        return if prefixes.is_empty() {
+            KeyShape::Corrupt
+        } else {
+            foreign_or_corrupt(value, prefixes)
+        };
+    };
     let prefix_len = if prefixes.is_empty() {
-        match value.len().checked_sub(RANDOM_LEN + CHECKSUM_LEN) {
+        match body_len.checked_sub(RANDOM_LEN) {
             Some(n) if n >= 1 => n,
             _ => return KeyShape::Corrupt,
         }
@@ -153,21 +160,30 @@ pub fn classify(value: &str, prefixes: &[String]) -> KeyShape {
             None => return KeyShape::Foreign,
         }
     };
-    if value.len() != prefix_len + RANDOM_LEN + CHECKSUM_LEN {
+    if body_len != prefix_len + RANDOM_LEN {
         return KeyShape::Corrupt;
     }
-    let (Some(prefix), Some(tail)) = (value.get(..prefix_len), value.get(prefix_len..)) else {
+    let (Some(prefix), Some(random), Some(body), Some(sum)) = (
+        value.get(..prefix_len),
+        value.get(prefix_len..body_len),
+        value.get(..body_len),
+        value.get(body_len..),
+    ) else {
         return KeyShape::Corrupt;
     };
-    if !valid_prefix(prefix) || !all_base62(tail) {
-        return KeyShape::Corrupt;
+    let shape_ok = valid_prefix(prefix) & all_base62(random) & all_base62(sum);
+    if shape_ok && checksum(body).as_slice() == sum.as_bytes() {
+        KeyShape::WellFormed
+    } else {
+        KeyShape::Corrupt
     }
-    let split = value.len() - CHECKSUM_LEN;
-    match (value.get(..split), value.get(split..)) {
-        (Some(body), Some(sum)) if checksum(body).as_slice() == sum.as_bytes() => {
-            KeyShape::WellFormed
-        }
-        _ => KeyShape::Corrupt,
+}
+
+fn foreign_or_corrupt(value: &str, prefixes: &[String]) -> KeyShape {
+    if prefixes.iter().any(|p| value.starts_with(p.as_str())) {
+        KeyShape::Corrupt
+    } else {
+        KeyShape::Foreign
     }
 }
 

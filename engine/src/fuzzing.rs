@@ -1,0 +1,210 @@
+//! Fuzz harnesses, shared by the cargo-fuzz targets in `fuzz/` and by the
+//! corpus-replay tests (`tests/fuzz_corpus.rs`), so every input a fuzzer ever
+//! found runs again under `cargo test`. Each function panics only when an
+//! invariant is broken; that is the point of a harness.
+#![doc(hidden)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use crate::credential::apikey::{classify, fingerprint, KeyShape, MemoryIndex};
+use crate::credential::extract::{bearer, header, single, Found};
+use crate::credential::KeyStore;
+use crate::decision::Reason;
+use crate::policy::Source;
+use crate::request::{Headers, Request};
+use crate::{path, policy, Engine};
+
+/// Policy YAML: parse, validate, compile never panic; every error is located.
+pub fn policy_yaml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match policy::load_str(Path::new("fuzz.yaml"), text) {
+        Err(diags) => {
+            assert!(!diags.is_empty(), "an error result with no diagnostics");
+            for d in diags.iter() {
+                // Whole-file errors (empty or unreadable file) are located at the file, 0:0.
+                assert!(
+                    (d.line >= 1 && d.col >= 1) || (d.line == 0 && d.col == 0),
+                    "unlocated diagnostic: {d}"
+                );
+                assert_eq!(d.file, Path::new("fuzz.yaml"));
+                let _ = d.to_string();
+            }
+        }
+        Ok(p) => {
+            if let Err(diags) = Engine::new(&p, Arc::new(MemoryIndex::new()) as Arc<dyn KeyStore>) {
+                for d in diags.iter() {
+                    // Compile errors point at the definition that caused them.
+                    let _ = d.to_string();
+                }
+            }
+        }
+    }
+}
+
+const FIXED_POLICY: &str = r#"
+version: 1
+credentials:
+  key:
+    type: api_key
+    in: [header:x-api-key, bearer]
+    prefixes: [pk_]
+routes:
+  - name: protected
+    match: {path: "/admin/**"}
+    require: key
+  - name: item
+    match: {methods: [GET], path: "/items/{id}"}
+    require: key
+  - name: open
+    match: {path: "/public/**"}
+    require: public
+"#;
+
+fn fixed_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let p = match policy::load_str(Path::new("fixed.yaml"), FIXED_POLICY) {
+            Ok(p) => p,
+            Err(e) => panic!("fixed fuzz policy is invalid: {e}"),
+        };
+        match Engine::new(&p, Arc::new(MemoryIndex::new()) as Arc<dyn KeyStore>) {
+            Ok(e) => e,
+            Err(e) => panic!("fixed fuzz policy does not compile: {e}"),
+        }
+    })
+}
+
+/// Decision-request JSON: parsing never panics; with an empty key store,
+/// nothing but the public route can ever be allowed.
+pub fn decision_request_json(data: &[u8]) {
+    let Ok(req) = Request::from_json(data) else {
+        return;
+    };
+    let d = fixed_engine().decide(&req);
+    if d.allow {
+        assert_eq!(
+            d.route.as_deref(),
+            Some("open"),
+            "allowed outside the public route: {:?}",
+            req.path
+        );
+    }
+    assert_eq!(d.status, d.reason.status());
+    let _ = d.to_json();
+}
+
+/// Path normalisation: idempotent, decoding never changes the route, and a
+/// path refused is refused for a reason.
+pub fn path_canonical(data: &[u8]) {
+    let Ok(target) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(c) = path::canonical(target) else {
+        return;
+    };
+    let again = match path::canonical(&c) {
+        Ok(a) => a,
+        Err(e) => panic!("canonical form {c:?} of {target:?} is refused: {e:?}"),
+    };
+    assert_eq!(again, c, "not idempotent for {target:?}");
+    assert!(
+        !c.contains("//") && !c.contains('%') && !c.contains('?'),
+        "{c:?}"
+    );
+    assert!(path::segments(&c).all(|s| s != "." && s != ".."), "{c:?}");
+    // A raw target and its canonical form reach the same route.
+    let e = fixed_engine();
+    let route = |p: &str| {
+        let mut r = Request {
+            method: "GET".into(),
+            path: p.into(),
+            ..Request::default()
+        };
+        r.headers = Headers::new();
+        e.decide(&r).route
+    };
+    assert_eq!(
+        route(target),
+        route(&c),
+        "{target:?} and {c:?} route differently"
+    );
+}
+
+/// API-key format: classification never panics, and agrees with a checksum
+/// recomputed independently.
+pub fn api_key_format(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let shape = classify(s, &[]);
+    if shape == KeyShape::WellFormed {
+        let (body, sum) = s.split_at(s.len() - 6);
+        let mut n = crc32fast::hash(body.as_bytes());
+        let mut expect = [b'0'; 6];
+        for slot in expect.iter_mut().rev() {
+            *slot = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                [(n % 62) as usize];
+            n /= 62;
+        }
+        assert_eq!(sum.as_bytes(), &expect, "accepted a wrong checksum: {s:?}");
+        let fp = fingerprint(s);
+        assert!(
+            !fp.contains(&s[8..s.len() - 4]),
+            "fingerprint shows the secret middle"
+        );
+    }
+    let _ = classify(s, &["pk_".to_string()]);
+}
+
+/// Header extraction: arbitrary header sets never panic; a value is taken
+/// only when it is the single, comma-free value of its header.
+pub fn header_extraction(data: &[u8]) {
+    let mut headers = Headers::new();
+    for line in data.split(|&b| b == b'\n') {
+        let mut parts = line.splitn(2, |&b| b == b':');
+        let (Some(name), value) = (parts.next(), parts.next().unwrap_or_default()) else {
+            continue;
+        };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        match std::str::from_utf8(value) {
+            Ok(v) => headers.append(name, v),
+            Err(_) => headers.append_invalid(name),
+        }
+    }
+    if let Found::Value(v) = bearer(&headers) {
+        assert!(
+            !v.is_empty() && !v.contains(',') && !v.contains(' '),
+            "bearer {v:?}"
+        );
+        assert_eq!(headers.get_all("authorization").count(), 1);
+    }
+    if let Found::Value(v) = header(&headers, "x-api-key") {
+        assert!(!v.contains(','), "{v:?}");
+        assert_eq!(headers.get_all("x-api-key").count(), 1);
+    }
+    let srcs = [Source::Header("x-api-key".into()), Source::Bearer];
+    if let Found::Value(v) = single(&headers, &srcs, |_| true) {
+        let in_header = matches!(header(&headers, "x-api-key"), Found::Value(x) if x == v);
+        let in_bearer = matches!(bearer(&headers), Found::Value(x) if x == v);
+        assert!(
+            in_header ^ in_bearer,
+            "value found in both places was accepted"
+        );
+    }
+    // Through the engine: no key store entries, so never an allow on a protected route.
+    let req = Request {
+        method: "GET".into(),
+        path: "/admin/x".into(),
+        headers,
+        ..Request::default()
+    };
+    let d = fixed_engine().decide(&req);
+    assert!(!d.allow);
+    assert_ne!(d.reason, Reason::Allowed);
+}
