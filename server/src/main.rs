@@ -1,2 +1,3 @@
+mod keys_cli;
 mod store;
 fn main() {}

@@ -293,3 +293,73 @@ fn networked_lookups_work_from_every_kind_of_thread() {
         assert!(rt.block_on(async move { tokio::spawn(async move { found(&*s2, &k) }).await.unwrap() }));
     }
 }
+
+mod shared_rate_limits {
+    use super::*;
+    use crate::store::ratelimit::RedisLimiter;
+    use portcullis_engine::ratelimit::{BucketKey, LimitSpec, Limiter};
+
+    fn spec(name: &str, limit: u64, per: Duration, burst: u64) -> LimitSpec {
+        LimitSpec { name: name.into(), limit, per, burst }
+    }
+
+    #[test]
+    fn two_instances_share_one_bucket() {
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let p = RedisPrefix::new(&base, "rl");
+        let url = p.url("");
+        let a = RedisLimiter::open(&url).unwrap();
+        let b = RedisLimiter::open(&url).unwrap();
+        // 10 per hour, burst 10: the refill during the test is negligible.
+        let s = spec("partner", 10, Duration::from_secs(3600), 10);
+        let k = BucketKey::Text("acme".into());
+        let mut allowed = 0;
+        for i in 0..30 {
+            let l: &RedisLimiter = if i % 2 == 0 { &a } else { &b };
+            let r = l.check(&s, s.id(), &k);
+            if r.allowed {
+                allowed += 1;
+                assert_eq!(r.limit, 10);
+            } else {
+                assert!(r.retry_after > Duration::ZERO);
+                assert_eq!(r.remaining, 0);
+            }
+        }
+        assert_eq!(allowed, 10, "two instances together must honour one limit");
+        // Other keys and other definitions have their own buckets.
+        assert!(a.check(&s, s.id(), &BucketKey::Text("other".into())).allowed);
+        let s2 = spec("partner", 11, Duration::from_secs(3600), 10);
+        assert!(b.check(&s2, s2.id(), &k).allowed);
+        assert_eq!(a.fallbacks() + b.fallbacks(), 0);
+        // The first answer reports the rest of the burst.
+        let fresh = BucketKey::Ip("192.0.2.1".parse().unwrap());
+        assert_eq!(a.check(&s, s.id(), &fresh).remaining, 9);
+    }
+
+    #[test]
+    fn redis_down_falls_back_as_configured_and_recovers() {
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let p = RedisPrefix::new(&base, "rlfault");
+        let target = url_addr(&base).unwrap();
+        let proxy = Proxy::start(target).unwrap();
+        let local = RedisLimiter::open(&via(&p.url("retry=100ms&timeout=200ms"), proxy.addr).unwrap()).unwrap();
+        let deny = RedisLimiter::open(&via(&p.url("retry=100ms&timeout=200ms&on_error=deny"), proxy.addr).unwrap()).unwrap();
+        let s = spec("f", 1000, Duration::from_secs(1), 1000);
+        let k = BucketKey::Text("acme".into());
+        assert!(local.check(&s, s.id(), &k).allowed);
+        assert!(deny.check(&s, s.id(), &k).allowed);
+        proxy.sever();
+        assert!(local.check(&s, s.id(), &k).allowed, "local fallback allows within the limit");
+        assert!(!deny.check(&s, s.id(), &k).allowed, "deny fallback refuses");
+        assert!(local.fallbacks() >= 1);
+        assert!(deny.fallbacks() >= 1);
+        proxy.restore();
+        let before = deny.fallbacks();
+        assert!(eventually(Duration::from_secs(10), || deny.check(&s, s.id(), &k).allowed));
+        // Once back, answers come from Redis again.
+        let after = deny.fallbacks();
+        assert!(deny.check(&s, s.id(), &k).allowed);
+        assert_eq!(deny.fallbacks(), after);
+        assert!(after >= before);
+    }
+}
