@@ -43,6 +43,10 @@ pub trait Backend: Send + Sync + 'static {
     fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, OpError>;
     /// Stores a new record with its first key version.
     fn insert(&self, rec: &StoredRecord) -> Result<(), OpError>;
+    /// Stores many new records (bulk import); backends batch the writes.
+    fn insert_batch(&self, recs: &[StoredRecord]) -> Result<(), OpError> {
+        recs.iter().try_for_each(|r| self.insert(r))
+    }
     /// Records ordered by id, after `after`, at most `limit`, optionally of one consumer.
     fn list(
         &self,

@@ -37,7 +37,8 @@ use self::backend::{Backend, FeedGuard};
 pub use self::config::{BackendConfig, Mode, StoreConfig};
 use self::lookup::LookupStore;
 pub use self::model::{Issued, KeyInfo, NewKey, OpError};
-use self::model::{now_unix, rfc3339, secs, StoredRecord, VersionRow};
+use self::model::{now_unix, rfc3339, secs};
+pub use self::model::{StoredRecord, VersionRow};
 use self::replica::Replica;
 
 /// How decisions reach this store's keys.
@@ -334,6 +335,16 @@ impl Store {
             expires_at: rec.record.expires_at.map(rfc3339),
             previous_keys_expire_at: Some(rfc3339(old_until)),
         })
+    }
+
+    /// Bulk import of prepared records (migrations from another system,
+    /// benchmarks): one batched write, visible here at once.
+    pub fn import(&self, records: &[StoredRecord]) -> Result<(), OpError> {
+        self.backend.insert_batch(records)?;
+        for r in records {
+            self.applied(r);
+        }
+        Ok(())
     }
 
     /// Denies a token id until `until` (unix seconds), fleet-wide.

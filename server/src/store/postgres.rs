@@ -360,6 +360,68 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn insert_batch(&self, recs: &[StoredRecord]) -> Result<(), OpError> {
+        // Arrays unnested server-side: one statement per table, not per row.
+        let channel = &*self.channel;
+        for chunk in recs.chunks(5000) {
+            let rows: Vec<RecordRow> = chunk.iter().map(|r| RecordRow::encode(&r.record, r.rev)).collect();
+            let col = |f: fn(&RecordRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
+            let ocol = |f: fn(&RecordRow) -> Option<i64>| rows.iter().map(f).collect::<Vec<Option<i64>>>();
+            let (ids, consumers, scopes, cidrs, meta) = (
+                col(|r| r.id.clone()),
+                col(|r| r.consumer.clone()),
+                col(|r| r.scopes.clone()),
+                col(|r| r.allowed_cidrs.clone()),
+                col(|r| r.metadata.clone()),
+            );
+            let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
+            let revs: Vec<i64> = rows.iter().map(|r| r.rev).collect();
+            let (exp, nb, rev_at) = (ocol(|r| r.expires_at), ocol(|r| r.not_before), ocol(|r| r.revoked_at));
+            let rl: Vec<Option<String>> = rows.iter().map(|r| r.rate_limit.clone()).collect();
+            let vs: Vec<(&str, &VersionRow)> = chunk
+                .iter()
+                .flat_map(|r| r.versions.iter().map(move |v| (&*r.record.id, v)))
+                .collect();
+            let v_digest: Vec<String> = vs.iter().map(|(_, v)| v.digest.to_hex()).collect();
+            let v_rec: Vec<&str> = vs.iter().map(|(id, _)| *id).collect();
+            let v_prefix: Vec<&str> = vs.iter().map(|(_, v)| v.prefix.as_str()).collect();
+            let v_fp: Vec<&str> = vs.iter().map(|(_, v)| v.fingerprint.as_str()).collect();
+            let v_created: Vec<i64> = vs.iter().map(|(_, v)| v.created_at).collect();
+            let v_exp: Vec<Option<i64>> = vs.iter().map(|(_, v)| v.expires_at).collect();
+            self.run("postgres import", |mut c| async move {
+                let tx = c.transaction().await.map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO consumers (name, created_at) \
+                     SELECT DISTINCT ON (n) n, t FROM UNNEST($1::text[], $2::bigint[]) AS u(n, t) \
+                     ON CONFLICT DO NOTHING",
+                    &[&consumers, &created],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO key_records (id, consumer, scopes, created_at, expires_at, not_before, \
+                     revoked_at, allowed_cidrs, metadata, rate_limit, rev) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+                     $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[])",
+                    &[&ids, &consumers, &scopes, &created, &exp, &nb, &rev_at, &cidrs, &meta, &rl, &revs],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO key_versions (digest, record_id, prefix, fingerprint, created_at, expires_at) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])",
+                    &[&v_digest, &v_rec, &v_prefix, &v_fp, &v_created, &v_exp],
+                )
+                .await
+                .map_err(pg_err)?;
+                // Replicas reload once rather than read back every record.
+                notify(&tx, channel, "r:").await?;
+                tx.commit().await.map_err(pg_err)
+            })?;
+        }
+        Ok(())
+    }
+
     fn list(&self, consumer: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<StoredRecord>, OpError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run("postgres list", |mut c| async move {
@@ -551,6 +613,7 @@ fn parse_payload(p: &str) -> Option<FeedEvent> {
     match p.split_once(':') {
         Some(("k", id)) => Some(FeedEvent::Record(id.to_string())),
         Some(("j", jti)) => Some(FeedEvent::Jti(jti.to_string())),
+        Some(("r", _)) => Some(FeedEvent::Resync),
         _ => None,
     }
 }

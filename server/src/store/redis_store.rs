@@ -322,6 +322,39 @@ fn connect_manager(rt: &NetRuntime, client: &redis::Client, timeout: Duration) -
     }))
 }
 
+impl RedisBackend {
+    /// Queues the writes of one new record on `p`.
+    fn add_insert(&self, p: &mut redis::Pipeline, rec: &StoredRecord) {
+        let row = RecordRow::encode(&rec.record, rec.rev);
+        let rk = self.key(&format!("r:{}", row.id));
+        p.cmd("HSET").arg(&rk)
+            .arg("consumer").arg(&row.consumer)
+            .arg("scopes").arg(&row.scopes)
+            .arg("created_at").arg(row.created_at)
+            .arg("expires_at").arg(opt_text(row.expires_at))
+            .arg("not_before").arg(opt_text(row.not_before))
+            .arg("revoked_at").arg(opt_text(row.revoked_at))
+            .arg("allowed_cidrs").arg(&row.allowed_cidrs)
+            .arg("metadata").arg(&row.metadata)
+            .arg("rate_limit").arg(row.rate_limit.clone().unwrap_or_default())
+            .arg("rev").arg(row.rev)
+            .ignore();
+        for v in &rec.versions {
+            let d = v.digest.to_hex();
+            p.cmd("HSET").arg(self.key(&format!("k:{d}")))
+                .arg("id").arg(&row.id)
+                .arg("prefix").arg(&v.prefix)
+                .arg("fp").arg(&v.fingerprint)
+                .arg("created").arg(v.created_at)
+                .arg("exp").arg(opt_text(v.expires_at))
+                .ignore();
+            p.cmd("SADD").arg(format!("{rk}:k")).arg(d).ignore();
+        }
+        p.cmd("ZADD").arg(self.key("ids")).arg(0).arg(&row.id).ignore();
+        p.cmd("SADD").arg(self.key("consumers")).arg(&row.consumer).ignore();
+    }
+}
+
 impl Backend for RedisBackend {
     fn name(&self) -> &'static str {
         "redis"
@@ -370,39 +403,26 @@ impl Backend for RedisBackend {
     }
 
     fn insert(&self, rec: &StoredRecord) -> Result<(), OpError> {
-        let row = RecordRow::encode(&rec.record, rec.rev);
-        let rk = self.key(&format!("r:{}", row.id));
-        let mut p = redis::pipe();
-        p.atomic();
-        p.cmd("HSET").arg(&rk)
-            .arg("consumer").arg(&row.consumer)
-            .arg("scopes").arg(&row.scopes)
-            .arg("created_at").arg(row.created_at)
-            .arg("expires_at").arg(opt_text(row.expires_at))
-            .arg("not_before").arg(opt_text(row.not_before))
-            .arg("revoked_at").arg(opt_text(row.revoked_at))
-            .arg("allowed_cidrs").arg(&row.allowed_cidrs)
-            .arg("metadata").arg(&row.metadata)
-            .arg("rate_limit").arg(row.rate_limit.clone().unwrap_or_default())
-            .arg("rev").arg(row.rev)
-            .ignore();
-        for v in &rec.versions {
-            let d = v.digest.to_hex();
-            p.cmd("HSET").arg(self.key(&format!("k:{d}")))
-                .arg("id").arg(&row.id)
-                .arg("prefix").arg(&v.prefix)
-                .arg("fp").arg(&v.fingerprint)
-                .arg("created").arg(v.created_at)
-                .arg("exp").arg(opt_text(v.expires_at))
-                .ignore();
-            p.cmd("SADD").arg(format!("{rk}:k")).arg(d).ignore();
-        }
-        p.cmd("ZADD").arg(self.key("ids")).arg(0).arg(&row.id).ignore();
-        p.cmd("SADD").arg(self.key("consumers")).arg(&row.consumer).ignore();
-        p.cmd("PUBLISH").arg(&*self.channel).arg(format!("k:{}", row.id)).ignore();
-        self.cmd("redis insert", move |mut c| async move { p.query_async::<()>(&mut c).await })
+        self.insert_batch(std::slice::from_ref(rec))
     }
 
+    fn insert_batch(&self, recs: &[StoredRecord]) -> Result<(), OpError> {
+        for chunk in recs.chunks(1000) {
+            let mut p = redis::pipe();
+            p.atomic();
+            for rec in chunk {
+                self.add_insert(&mut p, rec);
+            }
+            // One record: its own change; a bulk import: replicas reload once.
+            let change = match chunk {
+                [one] => format!("k:{}", one.record.id),
+                _ => "r:".to_string(),
+            };
+            p.cmd("PUBLISH").arg(&*self.channel).arg(change).ignore();
+            self.cmd("redis insert", move |mut c| async move { p.query_async::<()>(&mut c).await })?;
+        }
+        Ok(())
+    }
     fn list(&self, consumer: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<StoredRecord>, OpError> {
         let k = self.key("ids");
         let mut out = Vec::new();
@@ -564,6 +584,7 @@ impl Feed {
                         let ev = msg.get_payload::<String>().ok().and_then(|p| match p.split_once(':') {
                             Some(("k", id)) => Some(FeedEvent::Record(id.to_string())),
                             Some(("j", jti)) => Some(FeedEvent::Jti(jti.to_string())),
+                            Some(("r", _)) => Some(FeedEvent::Resync),
                             _ => None,
                         });
                         if let Some(ev) = ev {

@@ -302,11 +302,16 @@ impl Backend for SqliteBackend {
     }
 
     fn insert(&self, rec: &StoredRecord) -> Result<(), OpError> {
-        let row = RecordRow::encode(&rec.record, rec.rev);
+        self.insert_batch(std::slice::from_ref(rec))
+    }
+
+    fn insert_batch(&self, recs: &[StoredRecord]) -> Result<(), OpError> {
         self.pool.with(|c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err)?;
+            for rec in recs {
+            let row = RecordRow::encode(&rec.record, rec.rev);
             tx.execute(
                 "INSERT OR IGNORE INTO consumers (name, created_at) VALUES (?1, ?2)",
                 params![row.consumer, row.created_at],
@@ -330,7 +335,14 @@ impl Backend for SqliteBackend {
                 )
                 .map_err(err)?;
             }
-            log_change(&tx, "k", &row.id)?;
+            if recs.len() == 1 {
+                log_change(&tx, "k", &row.id)?;
+            }
+            }
+            // A bulk import tells replicas to reload once, not per record.
+            if recs.len() > 1 {
+                log_change(&tx, "r", "")?;
+            }
             tx.commit().map_err(err)
         })
     }
@@ -539,7 +551,11 @@ impl Feed {
         }
         let mut pos = last;
         for (seq, kind, r) in rows {
-            let ev = if kind == "j" { FeedEvent::Jti(r) } else { FeedEvent::Record(r) };
+            let ev = match kind.as_str() {
+                "j" => FeedEvent::Jti(r),
+                "r" => FeedEvent::Resync,
+                _ => FeedEvent::Record(r),
+            };
             if self.tx.send(ev).is_err() {
                 return Ok(Some(pos));
             }

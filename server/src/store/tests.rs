@@ -363,3 +363,73 @@ mod shared_rate_limits {
         assert!(after >= before);
     }
 }
+
+mod bulk_import {
+    use super::*;
+    use portcullis_engine::credential::apikey::{fingerprint, generate, KeyRecord};
+
+    pub fn records(n: usize) -> (Vec<StoredRecord>, Vec<String>) {
+        let mut recs = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = generate("pk_bulk_").unwrap();
+            recs.push(StoredRecord {
+                record: Arc::new(KeyRecord {
+                    id: format!("key_bulk{i:08}").into(),
+                    consumer: format!("c{}", i % 7).into(),
+                    scopes: Arc::from(vec!["read".to_string()]),
+                    created_at: 1,
+                    expires_at: None,
+                    not_before: None,
+                    revoked_at: None,
+                    allowed_cidrs: vec![],
+                    metadata: Default::default(),
+                    rate_limit: None,
+                }),
+                versions: vec![VersionRow {
+                    digest: KeyDigest::of(&key),
+                    prefix: "pk_bulk_".into(),
+                    fingerprint: fingerprint(&key),
+                    created_at: 1,
+                    expires_at: None,
+                }],
+                rev: 1,
+            });
+            keys.push(key);
+        }
+        (recs, keys)
+    }
+
+    fn import_then_serve(url: &dyn Fn(&str) -> String) {
+        let (recs, keys) = records(1200);
+        let a = Store::open(&url("mode=lookup")).unwrap();
+        let before = Store::open(&url("mode=replica")).unwrap();
+        a.import(&recs).unwrap();
+        assert!(eventually(WAIT, || before.status().keys == Some(1200)), "a running replica missed the import");
+        let r = Store::open(&url("mode=replica")).unwrap();
+        assert_eq!(r.status().keys, Some(1200));
+        assert!(keys.iter().step_by(97).all(|k| found(&*a, k) && found(&*r, k)));
+        assert_eq!(a.consumers().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        import_then_serve(&|o| format!("sqlite://{}?{o}", path.display()));
+    }
+
+    #[test]
+    fn postgres() {
+        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+        let s = PgSchema::new(&base, "bulk");
+        import_then_serve(&|o| s.url(o));
+    }
+
+    #[test]
+    fn redis() {
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let p = RedisPrefix::new(&base, "bulk");
+        import_then_serve(&|o| p.url(o));
+    }
+}
