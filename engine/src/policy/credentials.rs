@@ -184,9 +184,8 @@ fn basic(cx: &mut Cx<'_>, f: &super::node::Fields<'_>, what: &str) -> Option<Bas
         }
         None => Some("portcullis".to_string()),
     };
-    // Zero turns the cache off, so it is allowed.
     let cache_ttl = match f.get("cache_ttl") {
-        Some(d) => cx.duration(&d, false),
+        Some(d) => cx.duration(&d),
         None => Some(std::time::Duration::from_secs(30)),
     };
     Some(BasicDef {

@@ -244,7 +244,7 @@ fn rate_limit(cx: &mut Cx<'_>, n: &Node<'_>, name: Spanned<String>) -> Option<Ra
     let f = cx.map(n, &what)?;
     f.check_known(cx, &["limit", "per", "burst", "key"]);
     let limit = f.require(cx, "limit").and_then(|v| cx.uint_min(&v, 1));
-    let per = f.require(cx, "per").and_then(|v| cx.duration(&v, true));
+    let per = f.require(cx, "per").and_then(|v| cx.duration(&v));
     let burst = f.get("burst").and_then(|v| cx.uint_min(&v, 1));
     let mut key = RateKey::Consumer;
     if let Some(k) = f.get("key") {

@@ -23,7 +23,7 @@ pub enum DurationError {
 /// The help line for any duration error.
 pub const HELP: &str = "durations look like `500ms`, `30s`, `5m`, `1h` or `90d`";
 
-/// Parses a duration; zero is allowed here (callers that need a positive one check).
+/// Parses a duration. Zero parses; the policy decoder refuses it (durations are positive).
 pub fn parse(s: &str) -> Result<Duration, DurationError> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);

@@ -188,11 +188,11 @@ fn key_source(cx: &mut Cx<'_>, n: &Node<'_>, what: &str) -> Option<Spanned<JwtKe
                 return None;
             }
             let refresh = match f.get("refresh") {
-                Some(d) => cx.duration(&d, true),
+                Some(d) => cx.duration(&d),
                 None => Some(Duration::from_secs(300)),
             };
             let refetch_min_interval = match f.get("refetch_min_interval") {
-                Some(d) => cx.duration(&d, true),
+                Some(d) => cx.duration(&d),
                 None => Some(Duration::from_secs(30)),
             };
             JwtKeySource::JwksUrl {
@@ -324,13 +324,12 @@ pub fn jwt(cx: &mut Cx<'_>, f: &Fields<'_>, what: &str) -> Option<JwtDef> {
         };
         check_families(cx, &algs, k, secret.as_ref());
     }
-    // Zero leeway is the strictest setting, so it is allowed.
     let leeway = match f.get("leeway") {
-        Some(n) => cx.duration(&n, false),
+        Some(n) => cx.duration(&n),
         None => Some(Duration::from_secs(30)),
     };
     let max_lifetime = match f.get("max_lifetime") {
-        Some(n) => cx.duration(&n, true).map(Some),
+        Some(n) => cx.duration(&n).map(Some),
         None => Some(None),
     };
     let require_claims = match f.get("require_claims") {

@@ -9,7 +9,7 @@ use super::decode::{self, Draft};
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::{Policy, Span};
 use super::node::Cx;
-use super::positions::PositionIndex;
+use super::positions::{NodePath, PositionIndex, MAX_NESTING};
 use super::problems::Problems;
 use super::resolve;
 
@@ -107,7 +107,13 @@ pub fn load(path: &Path) -> Result<Policy, Diagnostics> {
 
 /// Why serde_yaml refused the text, located; duplicate keys are pointed at
 /// the repeated key (serde_yaml only names the mapping).
-fn syntax_error(file: usize, text: &str, e: &serde_yaml::Error, problems: &mut Problems) {
+fn syntax_error(
+    file: usize,
+    text: &str,
+    index: &PositionIndex,
+    e: &serde_yaml::Error,
+    problems: &mut Problems,
+) {
     let msg = strip_locations(&e.to_string());
     let (line, col) = match e.location() {
         Some(l) => (l.line(), l.column()),
@@ -125,10 +131,19 @@ fn syntax_error(file: usize, text: &str, e: &serde_yaml::Error, problems: &mut P
         return;
     }
     if msg.contains("duplicate entry with key") {
-        let dups = PositionIndex::build(text).duplicate_keys();
+        let dups = index.duplicate_keys();
         if !dups.is_empty() {
             for (path, at, first) in dups {
                 let key = path.last_key().unwrap_or("");
+                // Under `credentials` / `rate_limits` a repeated key is a repeated name.
+                let parent = path.parent().unwrap_or_default();
+                let what = if parent == NodePath::root().key("credentials") {
+                    "credential"
+                } else if parent == NodePath::root().key("rate_limits") {
+                    "rate limit"
+                } else {
+                    "key"
+                };
                 problems.error(
                     Span {
                         file,
@@ -136,7 +151,7 @@ fn syntax_error(file: usize, text: &str, e: &serde_yaml::Error, problems: &mut P
                         col: at.col,
                     },
                     format!(
-                        "duplicate key `{key}` (first at line {}, column {})",
+                        "duplicate {what} `{key}`: first defined at line {}, column {}",
                         first.line, first.col
                     ),
                 );
@@ -211,14 +226,26 @@ fn second_document(text: &str) -> usize {
 
 /// Parses and decodes one file's text.
 fn decode_file(file: usize, path: &Path, text: &str, problems: &mut Problems) -> Option<Draft> {
+    let index = PositionIndex::build(text);
+    if let Some(at) = index.too_deep() {
+        problems.error_help(
+            Span {
+                file,
+                line: at.line,
+                col: at.col,
+            },
+            format!("the document nests more than {MAX_NESTING} levels deep"),
+            "a policy needs only a few levels; this is not a policy",
+        );
+        return None;
+    }
     let value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            syntax_error(file, text, &e, problems);
+            syntax_error(file, text, &index, &e, problems);
             return None;
         }
     };
-    let index = PositionIndex::build(text);
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut cx = Cx {
         file,

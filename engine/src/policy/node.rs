@@ -262,14 +262,14 @@ impl<'a> Cx<'a> {
         Some(v)
     }
 
-    /// A duration; `positive` refuses zero.
-    pub fn duration(&mut self, n: &Node<'_>, positive: bool) -> Option<Duration> {
+    /// A duration; zero is refused (every duration in a policy is positive).
+    pub fn duration(&mut self, n: &Node<'_>) -> Option<Duration> {
         let Value::String(s) = n.value else {
             self.wrong_type_help(n, "a duration", duration::HELP);
             return None;
         };
         match duration::parse(s) {
-            Ok(d) if positive && d.is_zero() => {
+            Ok(d) if d.is_zero() => {
                 let span = self.span(n);
                 self.error_help(
                     span,
@@ -343,6 +343,9 @@ impl<'v> Fields<'v> {
             let span = cx.span_at(cx.index.locate_key(&self.node.path.key(k)));
             let help = match check::did_you_mean(k, allowed.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
+                None if k == "<<" => {
+                    "yaml merge keys are not supported: write the fields out".to_string()
+                }
                 None => format!("valid fields here: {}", check::list(allowed)),
             };
             let shown: String = k.chars().take(60).filter(|c| !c.is_control()).collect();

@@ -121,10 +121,17 @@ pub struct PositionIndex {
     keys: HashMap<NodePath, Pos>,
     /// Keys written twice in one mapping: path, repeat, first.
     duplicates: Vec<(NodePath, Pos, Pos)>,
+    /// Where nesting first went past [`MAX_NESTING`]; indexing stopped there.
+    too_deep: Option<Pos>,
 }
 
 /// The position of the document start, the last resort.
 const START: Pos = Pos { line: 1, col: 1 };
+
+/// Deepest nesting of mappings and sequences a policy may have. serde_yaml
+/// has the same limit, but libyaml's time grows with the square of the
+/// depth, so documents past it are refused here, before serde_yaml sees them.
+pub const MAX_NESTING: usize = 128;
 
 /// Key text standing for a non-scalar key (a mapping or sequence used as a key).
 pub const COMPLEX_KEY: &str = "\u{0}complex-key";
@@ -132,12 +139,31 @@ pub const COMPLEX_KEY: &str = "\u{0}complex-key";
 impl PositionIndex {
     /// Indexes `text`. Never fails: on a syntax error (or anything the event
     /// parser does not accept) the index holds what was seen up to there.
+    ///
+    /// Events are pulled one at a time rather than through `Parser::load`,
+    /// which recurses once per nesting level: the index may be built for text
+    /// serde_yaml refused (to place a duplicate key), whose depth is unbounded.
     pub fn build(text: &str) -> Self {
         let mut rx = Receiver::default();
-        // yaml-rust2 asserts on a few states it believes unreachable; a panic
-        // there must not take the process down, only cost us positions.
+        // yaml-rust2 has a few asserts on states it believes unreachable; a
+        // panic there must not take the process down, only cost positions.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Parser::new_from_str(text).load(&mut rx, false)
+            let mut parser = Parser::new_from_str(text);
+            loop {
+                match parser.next_token() {
+                    Ok((Event::StreamEnd | Event::DocumentEnd, _)) => break,
+                    Ok(_) if rx.index.too_deep.is_some() => break,
+                    Ok((ev, mark)) => rx.on_event(ev, mark),
+                    Err(e) => {
+                        // The scanner looks ahead through flow nesting and
+                        // gives up past 255 levels, before any event for them.
+                        if e.info() == "recursion limit exceeded" {
+                            rx.index.too_deep.get_or_insert(pos(e.marker()));
+                        }
+                        break;
+                    }
+                }
+            }
         }));
         rx.index
     }
@@ -150,6 +176,11 @@ impl PositionIndex {
     /// Where the mapping key naming `path` was written, if indexed.
     pub fn key(&self, path: &NodePath) -> Option<Pos> {
         self.keys.get(path).copied()
+    }
+
+    /// Where the document first nests deeper than [`MAX_NESTING`], if it does.
+    pub fn too_deep(&self) -> Option<Pos> {
+        self.too_deep
     }
 
     /// Keys repeated within one mapping (path, where repeated, where first written).
@@ -194,6 +225,8 @@ struct Receiver {
     index: PositionIndex,
     /// Repeated keys seen so far, to give each repeat a distinct path.
     repeats: usize,
+    /// Containers open at this point.
+    depth: usize,
     stack: Vec<Frame>,
     path: NodePath,
 }
@@ -309,8 +342,16 @@ impl MarkedEventReceiver for Receiver {
                         Frame::Seq { next: 0 }
                     });
                 }
+                // Counted apart from the stack: containers inside a key nest too.
+                self.depth += 1;
+                if self.depth > MAX_NESTING && self.index.too_deep.is_none() {
+                    self.index.too_deep = Some(at);
+                }
             }
-            Event::SequenceEnd | Event::MappingEnd => self.end_container(),
+            Event::SequenceEnd | Event::MappingEnd => {
+                self.depth = self.depth.saturating_sub(1);
+                self.end_container();
+            }
             _ => {}
         }
     }
@@ -396,6 +437,21 @@ credentials:
         let idx = PositionIndex::build("a: 1\nb: [\n");
         assert_eq!(at(&idx, "a"), (1, 4));
         assert_eq!(idx.locate(&NodePath::parse("zzz")), START);
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_noted_where_it_happens() {
+        let ok = format!(
+            "a: {}{}",
+            "[".repeat(MAX_NESTING - 1),
+            "]".repeat(MAX_NESTING - 1)
+        );
+        assert_eq!(PositionIndex::build(&ok).too_deep(), None);
+        let deep = format!("a: {}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        let at = PositionIndex::build(&deep).too_deep().unwrap();
+        assert_eq!((at.line, at.col), (1, 4 + MAX_NESTING - 1));
+        let in_key = format!("? {}{}\n: v\n", "[".repeat(200), "]".repeat(200));
+        assert!(PositionIndex::build(&in_key).too_deep().is_some());
     }
 
     #[test]
