@@ -26,7 +26,12 @@ struct KeysCli {
 #[derive(Debug, Args)]
 struct Common {
     /// Key store URL: sqlite://PATH, postgres://..., redis://...
-    #[arg(long, env = "PORTCULLIS_STORE", default_value = "sqlite://portcullis.db", global = true)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_STORE",
+        default_value = "sqlite://portcullis.db",
+        global = true
+    )]
     store: String,
     /// Print JSON.
     #[arg(long, global = true)]
@@ -137,7 +142,10 @@ fn show_issued(i: &Issued, as_json: bool, verb: &str) {
     out(&format!("key:         {}", i.key));
     out(&format!("fingerprint: {}", i.fingerprint));
     out(&format!("scopes:      {}", i.scopes.join(",")));
-    out(&format!("expires_at:  {}", i.expires_at.as_deref().unwrap_or("never")));
+    out(&format!(
+        "expires_at:  {}",
+        i.expires_at.as_deref().unwrap_or("never")
+    ));
     if let Some(p) = &i.previous_keys_expire_at {
         out(&format!("previous keys stop working at {p}"));
     }
@@ -150,7 +158,10 @@ fn show_info(k: &KeyInfo) {
     out(&format!("status:      {}", k.status));
     out(&format!("scopes:      {}", k.scopes.join(",")));
     out(&format!("created_at:  {}", k.created_at));
-    out(&format!("expires_at:  {}", k.expires_at.as_deref().unwrap_or("never")));
+    out(&format!(
+        "expires_at:  {}",
+        k.expires_at.as_deref().unwrap_or("never")
+    ));
     if let Some(t) = &k.not_before {
         out(&format!("not_before:  {t}"));
     }
@@ -187,11 +198,17 @@ fn fail(e: &OpError) -> ExitCode {
 
 /// Runs `portcullis keys ARGS...`.
 pub fn run(args: &[String]) -> ExitCode {
-    let cli = match KeysCli::try_parse_from(std::iter::once("portcullis keys".to_string()).chain(args.iter().cloned())) {
+    let cli = match KeysCli::try_parse_from(
+        std::iter::once("portcullis keys".to_string()).chain(args.iter().cloned()),
+    ) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let common = match &cli.command {
@@ -224,30 +241,50 @@ pub fn run(args: &[String]) -> ExitCode {
                 })
                 .map(|i| show_issued(&i, as_json, "created"))
         }
-        KeysCommand::List(a) => store.list(a.consumer.as_deref(), a.after.as_deref(), a.limit).map(|keys| {
-            if as_json {
-                out(&json(&serde_json::json!({ "keys": keys })));
-                return;
-            }
-            out(&format!("{:<22} {:<20} {:<8} {:<28} KEYS", "ID", "CONSUMER", "STATUS", "SCOPES"));
-            for k in &keys {
-                let fps: Vec<&str> = k.keys.iter().filter(|v| v.active).map(|v| v.fingerprint.as_str()).collect();
+        KeysCommand::List(a) => store
+            .list(a.consumer.as_deref(), a.after.as_deref(), a.limit)
+            .map(|keys| {
+                if as_json {
+                    out(&json(&serde_json::json!({ "keys": keys })));
+                    return;
+                }
                 out(&format!(
-                    "{:<22} {:<20} {:<8} {:<28} {}",
-                    k.id,
-                    k.consumer,
-                    k.status,
-                    k.scopes.join(","),
-                    fps.join(" ")
+                    "{:<22} {:<20} {:<8} {:<28} KEYS",
+                    "ID", "CONSUMER", "STATUS", "SCOPES"
                 ));
+                for k in &keys {
+                    let fps: Vec<&str> = k
+                        .keys
+                        .iter()
+                        .filter(|v| v.active)
+                        .map(|v| v.fingerprint.as_str())
+                        .collect();
+                    out(&format!(
+                        "{:<22} {:<20} {:<8} {:<28} {}",
+                        k.id,
+                        k.consumer,
+                        k.status,
+                        k.scopes.join(","),
+                        fps.join(" ")
+                    ));
+                }
+            }),
+        KeysCommand::Show(a) => store.show(&a.id).map(|k| {
+            if as_json {
+                out(&json(&k))
+            } else {
+                show_info(&k)
             }
         }),
-        KeysCommand::Show(a) => store.show(&a.id).map(|k| if as_json { out(&json(&k)) } else { show_info(&k) }),
         KeysCommand::Revoke(a) => store.revoke(&a.id).map(|k| {
             if as_json {
                 out(&json(&k));
             } else {
-                out(&format!("revoked {} at {}", k.id, k.revoked_at.as_deref().unwrap_or("?")));
+                out(&format!(
+                    "revoked {} at {}",
+                    k.id,
+                    k.revoked_at.as_deref().unwrap_or("?")
+                ));
             }
         }),
         KeysCommand::Rotate(a) => store

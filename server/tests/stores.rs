@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! Key stores through the real binary: the `keys` CLI, the admin key
 //! endpoints, decisions against each store, and revocation across a fleet
 //! of `portcullis serve` processes sharing one PostgreSQL or one Redis.
@@ -64,7 +69,13 @@ impl Http {
         Http { addr, conn: None }
     }
 
-    fn call(&mut self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         for _ in 0..2 {
             if self.conn.is_none() {
                 let s = TcpStream::connect(self.addr).unwrap();
@@ -80,10 +91,18 @@ impl Http {
         panic!("{method} {path}: no answer");
     }
 
-    fn try_call(&mut self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Option<(u16, Value)> {
+    fn try_call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Option<(u16, Value)> {
         let conn = self.conn.as_mut()?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!(
             "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
             body.len()
@@ -135,7 +154,15 @@ impl Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--policy"])
             .arg(policy)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", store, "--no-watch"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--store",
+                store,
+                "--no-watch",
+            ])
             .args(extra)
             .env("PORTCULLIS_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
@@ -151,7 +178,14 @@ impl Server {
                 let _ = child.kill();
                 panic!("portcullis serve exited before listening");
             }
-            let addr = |l: &str| l.trim().rsplit("http://").next().unwrap().parse::<SocketAddr>().unwrap();
+            let addr = |l: &str| {
+                l.trim()
+                    .rsplit("http://")
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap()
+            };
             if line.starts_with("listening on") {
                 decide = Some(addr(&line));
             } else if line.starts_with("admin listening on") {
@@ -165,7 +199,11 @@ impl Server {
                 sink.clear();
             }
         });
-        Server { child, decide: decide.unwrap(), admin: admin.unwrap() }
+        Server {
+            child,
+            decide: decide.unwrap(),
+            admin: admin.unwrap(),
+        }
     }
 }
 
@@ -190,10 +228,27 @@ mod cli {
     fn create_list_show_rotate_revoke() {
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("keys.db").display());
-        let (ok, out, err) = keys(&store, &[
-            "create", "--consumer", "acme", "--scopes", "charges:read,refunds:write", "--prefix", "pk_live_",
-            "--expires-in", "90d", "--cidr", "10.0.0.0/8", "--rate-limit", "100/1s:200", "--metadata", "team=pay", "--json",
-        ]);
+        let (ok, out, err) = keys(
+            &store,
+            &[
+                "create",
+                "--consumer",
+                "acme",
+                "--scopes",
+                "charges:read,refunds:write",
+                "--prefix",
+                "pk_live_",
+                "--expires-in",
+                "90d",
+                "--cidr",
+                "10.0.0.0/8",
+                "--rate-limit",
+                "100/1s:200",
+                "--metadata",
+                "team=pay",
+                "--json",
+            ],
+        );
         assert!(ok, "{err}");
         let created: Value = serde_json::from_str(&out).unwrap();
         let key = created["key"].as_str().unwrap().to_string();
@@ -205,10 +260,18 @@ mod cli {
 
         // Never the key again, nor its digest.
         let digest = portcullis_engine::credential::apikey::KeyDigest::of(&key).to_hex();
-        for args in [vec!["list", "--json"], vec!["list"], vec!["show", &id, "--json"], vec!["show", &id]] {
+        for args in [
+            vec!["list", "--json"],
+            vec!["list"],
+            vec!["show", &id, "--json"],
+            vec!["show", &id],
+        ] {
             let (ok, out, err) = keys(&store, &args);
             assert!(ok, "{err}");
-            assert!(!out.contains(&key) && !out.contains(&digest), "{args:?} showed a secret");
+            assert!(
+                !out.contains(&key) && !out.contains(&digest),
+                "{args:?} showed a secret"
+            );
             assert!(out.contains(&id));
         }
         let (_, out, _) = keys(&store, &["show", &id, "--json"]);
@@ -228,12 +291,18 @@ mod cli {
 
         let (ok, out, _) = keys(&store, &["revoke", &id, "--json"]);
         assert!(ok);
-        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "revoked");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["status"],
+            "revoked"
+        );
 
         // Errors: clear, non-zero, no panic.
         let (ok, _, err) = keys(&store, &["show", "key_missing"]);
         assert!(!ok && err.contains("no key"), "{err}");
-        let (ok, _, err) = keys(&store, &["create", "--consumer", "a", "--prefix", "bad prefix"]);
+        let (ok, _, err) = keys(
+            &store,
+            &["create", "--consumer", "a", "--prefix", "bad prefix"],
+        );
         assert!(!ok && err.contains("prefix"), "{err}");
         let (ok, _, _) = keys(&store, &["rotate", &id]);
         assert!(!ok, "a revoked key cannot be rotated");
@@ -246,12 +315,38 @@ mod cli {
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("keys.db").display());
         let policy = policy_file(dir.path());
-        let (_, out, _) = keys(&store, &["create", "--consumer", "acme", "--scopes", "charges:read", "--prefix", "pk_test_", "--json"]);
-        let key = serde_json::from_str::<Value>(&out).unwrap()["key"].as_str().unwrap().to_string();
+        let (_, out, _) = keys(
+            &store,
+            &[
+                "create",
+                "--consumer",
+                "acme",
+                "--scopes",
+                "charges:read",
+                "--prefix",
+                "pk_test_",
+                "--json",
+            ],
+        );
+        let key = serde_json::from_str::<Value>(&out).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let req = dir.path().join("req.json");
-        std::fs::write(&req, json!({"method": "GET", "path": "/v1/charges", "headers": {"x-api-key": key}}).to_string()).unwrap();
+        std::fs::write(
+            &req,
+            json!({"method": "GET", "path": "/v1/charges", "headers": {"x-api-key": key}})
+                .to_string(),
+        )
+        .unwrap();
         let run = || {
-            let o = Command::new(BIN).args(["decide", "--policy"]).arg(&policy).args(["--store", &store]).arg(&req).output().unwrap();
+            let o = Command::new(BIN)
+                .args(["decide", "--policy"])
+                .arg(&policy)
+                .args(["--store", &store])
+                .arg(&req)
+                .output()
+                .unwrap();
             serde_json::from_slice::<Value>(&o.stdout).unwrap()
         };
         let d = run();
@@ -295,22 +390,44 @@ mod admin_api {
         assert_eq!((st, shown["status"].as_str()), (200, Some("active")));
 
         // Rotation: both keys work during the overlap; with none, only the new one.
-        let (st, rot) = admin.call("POST", &format!("/admin/v1/keys/{id}/rotate"), Some(TOKEN), Some(&json!({"overlap": "24h"})));
+        let (st, rot) = admin.call(
+            "POST",
+            &format!("/admin/v1/keys/{id}/rotate"),
+            Some(TOKEN),
+            Some(&json!({"overlap": "24h"})),
+        );
         assert_eq!(st, 200, "{rot}");
         let key2 = rot["key"].as_str().unwrap().to_string();
         assert_eq!(dec.decide(&key)["allow"], true);
         assert_eq!(dec.decide(&key2)["allow"], true);
-        let (_, rot) = admin.call("POST", &format!("/admin/v1/keys/{id}/rotate"), Some(TOKEN), Some(&json!({"overlap": "0s"})));
+        let (_, rot) = admin.call(
+            "POST",
+            &format!("/admin/v1/keys/{id}/rotate"),
+            Some(TOKEN),
+            Some(&json!({"overlap": "0s"})),
+        );
         let key3 = rot["key"].as_str().unwrap().to_string();
         assert_eq!(dec.decide(&key2)["reason"], "credential_expired");
         assert_eq!(dec.decide(&key)["reason"], "credential_expired");
         assert_eq!(dec.decide(&key3)["allow"], true);
 
         // Revocation: the very next decision denies.
-        let (st, _) = admin.call("POST", &format!("/admin/v1/keys/{id}/revoke"), Some(TOKEN), None);
+        let (st, _) = admin.call(
+            "POST",
+            &format!("/admin/v1/keys/{id}/revoke"),
+            Some(TOKEN),
+            None,
+        );
         assert_eq!(st, 200);
         let d = dec.decide(&key3);
-        assert_eq!((d["allow"].as_bool(), d["reason"].as_str(), d["status"].as_u64()), (Some(false), Some("credential_revoked"), Some(401)));
+        assert_eq!(
+            (
+                d["allow"].as_bool(),
+                d["reason"].as_str(),
+                d["status"].as_u64()
+            ),
+            (Some(false), Some("credential_revoked"), Some(401))
+        );
         assert!(!d.to_string().contains(&key3));
 
         let (st, _) = admin.call("GET", "/admin/v1/keys/key_nope", Some(TOKEN), None);
@@ -337,21 +454,38 @@ mod fleet {
 
         let mut created = Vec::new();
         for _ in 0..N {
-            let (st, c) = admin.call("POST", "/admin/v1/keys", Some(TOKEN),
-                Some(&json!({"consumer": "acme", "scopes": ["charges:read"], "prefix": "pk_test_"})));
+            let (st, c) = admin.call(
+                "POST",
+                "/admin/v1/keys",
+                Some(TOKEN),
+                Some(
+                    &json!({"consumer": "acme", "scopes": ["charges:read"], "prefix": "pk_test_"}),
+                ),
+            );
             assert_eq!(st, 201, "{c}");
-            created.push((c["id"].as_str().unwrap().to_string(), c["key"].as_str().unwrap().to_string()));
+            created.push((
+                c["id"].as_str().unwrap().to_string(),
+                c["key"].as_str().unwrap().to_string(),
+            ));
         }
         // Every key reaches B (creation propagates too).
         for (_, key) in &created {
             let t = Instant::now();
             while dec_b.decide(key)["allow"] != true {
-                assert!(t.elapsed() < Duration::from_secs(10), "{label}: B never saw a created key");
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "{label}: B never saw a created key"
+                );
             }
         }
         let mut lags = Vec::with_capacity(N);
         for (id, key) in &created {
-            let (st, _) = admin.call("POST", &format!("/admin/v1/keys/{id}/revoke"), Some(TOKEN), None);
+            let (st, _) = admin.call(
+                "POST",
+                &format!("/admin/v1/keys/{id}/revoke"),
+                Some(TOKEN),
+                None,
+            );
             assert_eq!(st, 200);
             let returned = Instant::now();
             loop {
@@ -360,7 +494,10 @@ mod fleet {
                     assert_eq!(d["reason"], "credential_revoked", "{d}");
                     break;
                 }
-                assert!(returned.elapsed() < Duration::from_secs(10), "{label}: B still allows a revoked key");
+                assert!(
+                    returned.elapsed() < Duration::from_secs(10),
+                    "{label}: B still allows a revoked key"
+                );
             }
             lags.push(returned.elapsed());
         }
@@ -375,7 +512,9 @@ mod fleet {
 
     #[test]
     fn postgres_revocation_reaches_the_other_instance() {
-        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else {
+            return;
+        };
         let schema = PgSchema::new(&base, "fleet");
         let url = schema.url("mode=replica");
         revocation_lag(&url, &url, "postgres");
@@ -383,7 +522,9 @@ mod fleet {
 
     #[test]
     fn redis_revocation_reaches_the_other_instance() {
-        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+            return;
+        };
         let prefix = RedisPrefix::new(&base, "fleet");
         let url = prefix.url("mode=replica");
         revocation_lag(&url, &url, "redis");
@@ -398,9 +539,15 @@ mod fleet {
 
     #[test]
     fn lookup_mode_instance_denies_at_once() {
-        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else {
+            return;
+        };
         let schema = PgSchema::new(&base, "fleetlookup");
-        revocation_lag(&schema.url("mode=replica"), &schema.url("mode=lookup&cache_ttl=30s"), "postgres lookup+cache");
+        revocation_lag(
+            &schema.url("mode=replica"),
+            &schema.url("mode=lookup&cache_ttl=30s"),
+            "postgres lookup+cache",
+        );
     }
 }
 
@@ -411,7 +558,9 @@ mod shared_limits {
 
     #[test]
     fn two_servers_one_limit() {
-        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+            return;
+        };
         let prefix = RedisPrefix::new(&base, "fleetrl");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("policy.yaml");
@@ -420,24 +569,45 @@ mod shared_limits {
         let redis = prefix.url("");
         let a = Server::start(&p, &store, &["--redis", &redis]);
         let b = Server::start(&p, &store, &["--redis", &redis]);
-        let (_, c) = Http::new(a.admin).call("POST", "/admin/v1/keys", Some(TOKEN),
-            Some(&json!({"consumer": "acme", "scopes": ["charges:read"], "prefix": "pk_test_"})));
+        let (_, c) = Http::new(a.admin).call(
+            "POST",
+            "/admin/v1/keys",
+            Some(TOKEN),
+            Some(&json!({"consumer": "acme", "scopes": ["charges:read"], "prefix": "pk_test_"})),
+        );
         let key = c["key"].as_str().unwrap().to_string();
         let (mut da, mut db) = (Http::new(a.decide), Http::new(b.decide));
         assert!(
-            { let t = Instant::now(); loop { if db.decide(&key)["allow"] == true { break true; } if t.elapsed() > Duration::from_secs(10) { break false; } } },
+            {
+                let t = Instant::now();
+                loop {
+                    if db.decide(&key)["allow"] == true {
+                        break true;
+                    }
+                    if t.elapsed() > Duration::from_secs(10) {
+                        break false;
+                    }
+                }
+            },
             "B never saw the key"
         );
         // B's check above used one unit of the shared budget.
         let mut allowed = 1;
         for i in 0..20 {
-            let d = if i % 2 == 0 { da.decide(&key) } else { db.decide(&key) };
+            let d = if i % 2 == 0 {
+                da.decide(&key)
+            } else {
+                db.decide(&key)
+            };
             if d["allow"] == true {
                 allowed += 1;
             } else {
                 assert_eq!(d["reason"], "rate_limited", "{d}");
             }
         }
-        assert_eq!(allowed, 5, "the fleet must allow the limit once, not once per instance");
+        assert_eq!(
+            allowed, 5,
+            "the fleet must allow the limit once, not once per instance"
+        );
     }
 }

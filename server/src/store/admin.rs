@@ -146,21 +146,31 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 }
 
 /// Answers one request under [`PREFIX`] (already authenticated).
-pub async fn handle(store: &Arc<Store>, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+pub async fn handle(
+    store: &Arc<Store>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return error(404, "not found");
     };
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let result = match (method, parts.as_slice()) {
         ("POST", []) => {
-            let req = match parse_body::<CreateBody>(body).and_then(|b| create_request(b).map_err(|e| error(400, e))) {
+            let req = match parse_body::<CreateBody>(body)
+                .and_then(|b| create_request(b).map_err(|e| error(400, e)))
+            {
                 Ok(r) => r,
                 Err(r) => return r,
             };
-            blocking(store, move |s| s.create(req)).await.map(|i| Reply {
-                status: 201,
-                body: to_value(&i),
-            })
+            blocking(store, move |s| s.create(req))
+                .await
+                .map(|i| Reply {
+                    status: 201,
+                    body: to_value(&i),
+                })
         }
         ("GET", []) => {
             let q = query_params(query);
@@ -171,15 +181,19 @@ pub async fn handle(store: &Arc<Store>, method: &str, path: &str, query: Option<
             };
             let consumer = q.get("consumer").cloned();
             let after = q.get("after").cloned();
-            blocking(store, move |s| s.list(consumer.as_deref(), after.as_deref(), limit))
-                .await
-                .map(|keys| {
-                    let next = (keys.len() == limit).then(|| keys.last().map(|k| k.id.clone())).flatten();
-                    Reply {
-                        status: 200,
-                        body: json!({ "keys": keys, "next_after": next }),
-                    }
-                })
+            blocking(store, move |s| {
+                s.list(consumer.as_deref(), after.as_deref(), limit)
+            })
+            .await
+            .map(|keys| {
+                let next = (keys.len() == limit)
+                    .then(|| keys.last().map(|k| k.id.clone()))
+                    .flatten();
+                Reply {
+                    status: 200,
+                    body: json!({ "keys": keys, "next_after": next }),
+                }
+            })
         }
         ("GET", [id]) => {
             let id = (*id).to_string();
@@ -190,10 +204,12 @@ pub async fn handle(store: &Arc<Store>, method: &str, path: &str, query: Option<
         }
         ("POST", [id, "revoke"]) => {
             let id = (*id).to_string();
-            blocking(store, move |s| s.revoke(&id)).await.map(|k| Reply {
-                status: 200,
-                body: to_value(&k),
-            })
+            blocking(store, move |s| s.revoke(&id))
+                .await
+                .map(|k| Reply {
+                    status: 200,
+                    body: to_value(&k),
+                })
         }
         ("POST", [id, "rotate"]) => {
             let b: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -230,7 +246,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn endpoints() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("k.db").display())).unwrap();
+        let store =
+            Store::open(&format!("sqlite://{}", dir.path().join("k.db").display())).unwrap();
         let r = handle(&store, "POST", PREFIX, None,
             br#"{"consumer":"acme","scopes":["charges:read"],"prefix":"pk_live_","expires_in":"90d","cidrs":["10.0.0.0/8"],"rate_limit":"10/1s","metadata":{"a":"b"}}"#).await;
         assert_eq!(r.status, 201, "{:?}", r.body);
@@ -249,7 +266,14 @@ mod tests {
         assert_eq!(show.body["status"], "active");
         assert!(!show.body.to_string().contains(&key));
 
-        let rot = handle(&store, "POST", &format!("{PREFIX}/{id}/rotate"), None, br#"{"overlap":"1h"}"#).await;
+        let rot = handle(
+            &store,
+            "POST",
+            &format!("{PREFIX}/{id}/rotate"),
+            None,
+            br#"{"overlap":"1h"}"#,
+        )
+        .await;
         assert_eq!(rot.status, 200, "{:?}", rot.body);
         assert_ne!(rot.body["key"], key.as_str());
         assert!(rot.body["previous_keys_expire_at"].is_string());
@@ -260,12 +284,60 @@ mod tests {
         let again = handle(&store, "POST", &format!("{PREFIX}/{id}/rotate"), None, b"").await;
         assert_eq!(again.status, 409);
 
-        assert_eq!(handle(&store, "GET", &format!("{PREFIX}/key_nope"), None, b"").await.status, 404);
-        assert_eq!(handle(&store, "DELETE", &format!("{PREFIX}/{id}"), None, b"").await.status, 405);
+        assert_eq!(
+            handle(&store, "GET", &format!("{PREFIX}/key_nope"), None, b"")
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            handle(&store, "DELETE", &format!("{PREFIX}/{id}"), None, b"")
+                .await
+                .status,
+            405
+        );
         assert_eq!(handle(&store, "POST", PREFIX, None, b"{").await.status, 400);
-        assert_eq!(handle(&store, "POST", PREFIX, None, br#"{"consumer":"a","prefix":"p_","bogus":1}"#).await.status, 400);
-        assert_eq!(handle(&store, "POST", PREFIX, None, br#"{"consumer":"a","prefix":"p p"}"#).await.status, 400);
-        assert_eq!(handle(&store, "GET", PREFIX, Some("limit=0"), b"").await.status, 400);
-        assert_eq!(handle(&store, "POST", &format!("{PREFIX}/{id}/rotate"), None, br#"{"overlap":"soon"}"#).await.status, 400);
+        assert_eq!(
+            handle(
+                &store,
+                "POST",
+                PREFIX,
+                None,
+                br#"{"consumer":"a","prefix":"p_","bogus":1}"#
+            )
+            .await
+            .status,
+            400
+        );
+        assert_eq!(
+            handle(
+                &store,
+                "POST",
+                PREFIX,
+                None,
+                br#"{"consumer":"a","prefix":"p p"}"#
+            )
+            .await
+            .status,
+            400
+        );
+        assert_eq!(
+            handle(&store, "GET", PREFIX, Some("limit=0"), b"")
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            handle(
+                &store,
+                "POST",
+                &format!("{PREFIX}/{id}/rotate"),
+                None,
+                br#"{"overlap":"soon"}"#
+            )
+            .await
+            .status,
+            400
+        );
     }
 }

@@ -58,7 +58,12 @@ pub trait Backend: Send + Sync + 'static {
     fn revoke(&self, id: &str, at: i64) -> Result<StoredRecord, OpError>;
     /// Adds `new` to the record and makes every other version expire by
     /// `old_expire_at`; `Conflict` when the record is revoked.
-    fn rotate(&self, id: &str, new: &VersionRow, old_expire_at: i64) -> Result<StoredRecord, OpError>;
+    fn rotate(
+        &self,
+        id: &str,
+        new: &VersionRow,
+        old_expire_at: i64,
+    ) -> Result<StoredRecord, OpError>;
     /// Adds a token id to the denylist until `until` (unix seconds).
     fn deny_jti(&self, jti: &str, until: i64) -> Result<(), OpError>;
     /// Until when a token id is denied, if it is.

@@ -36,8 +36,8 @@ use serde::Serialize;
 use self::backend::{Backend, FeedGuard};
 pub use self::config::{BackendConfig, Mode, StoreConfig};
 use self::lookup::LookupStore;
-pub use self::model::{Issued, KeyInfo, NewKey, OpError};
 use self::model::{now_unix, rfc3339, secs};
+pub use self::model::{Issued, KeyInfo, NewKey, OpError};
 pub use self::model::{StoredRecord, VersionRow};
 use self::replica::Replica;
 
@@ -59,7 +59,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,9 +93,11 @@ fn open_backend(cfg: &StoreConfig) -> Result<Arc<dyn Backend>, OpError> {
             cfg.poll,
             cfg.heartbeat,
         )?),
-        BackendConfig::Postgres { url, schema } => {
-            Arc::new(postgres::PostgresBackend::open(url, schema.as_deref(), cfg)?)
-        }
+        BackendConfig::Postgres { url, schema } => Arc::new(postgres::PostgresBackend::open(
+            url,
+            schema.as_deref(),
+            cfg,
+        )?),
         BackendConfig::Redis { url, prefix } => {
             Arc::new(redis_store::RedisBackend::open(url, prefix, cfg)?)
         }
@@ -160,7 +164,9 @@ impl Store {
                     std::thread::Builder::new()
                         .name("portcullis-cache-feed".into())
                         .spawn(move || lookup::run_invalidator(l, rx))
-                        .map_err(|e| OpError::Unavailable(format!("cannot start the cache feed: {e}")))?;
+                        .map_err(|e| {
+                            OpError::Unavailable(format!("cannot start the cache feed: {e}"))
+                        })?;
                     Some(feed)
                 } else {
                     None
@@ -197,13 +203,20 @@ impl Store {
         let (keys, age_ms) = match &self.serving {
             Serving::Replica(r) => (
                 Some(r.len()),
-                r.age().map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+                r.age()
+                    .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
             ),
             Serving::Lookup(_) => (None, None),
         };
         StoreStatus {
             backend: self.backend.name(),
-            mode: self.config.describe().rsplit("mode=").next().unwrap_or("").to_string(),
+            mode: self
+                .config
+                .describe()
+                .rsplit("mode=")
+                .next()
+                .unwrap_or("")
+                .to_string(),
             ready: self.ready(),
             keys,
             age_ms,
@@ -270,7 +283,12 @@ impl Store {
         })
     }
 
-    pub fn list(&self, consumer: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<KeyInfo>, OpError> {
+    pub fn list(
+        &self,
+        consumer: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyInfo>, OpError> {
         let now = now_unix();
         Ok(self
             .backend
@@ -297,7 +315,12 @@ impl Store {
     }
 
     /// Issues a new key for the record; the current keys stop working after `overlap`.
-    pub fn rotate(&self, id: &str, prefix: Option<&str>, overlap: Duration) -> Result<Issued, OpError> {
+    pub fn rotate(
+        &self,
+        id: &str,
+        prefix: Option<&str>,
+        overlap: Duration,
+    ) -> Result<Issued, OpError> {
         let now = now_unix();
         let current = self
             .backend

@@ -128,7 +128,10 @@ impl NewKey {
             return Err(OpError::Invalid(format!("at most {MAX_SCOPES} scopes")));
         }
         for s in &self.scopes {
-            if s.is_empty() || s.len() > MAX_TEXT || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if s.is_empty()
+                || s.len() > MAX_TEXT
+                || s.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(OpError::Invalid(format!(
                     "scope `{}` must be non-empty without spaces",
                     s.escape_debug()
@@ -136,12 +139,16 @@ impl NewKey {
             }
         }
         if self.metadata.len() > MAX_METADATA {
-            return Err(OpError::Invalid(format!("at most {MAX_METADATA} metadata entries")));
+            return Err(OpError::Invalid(format!(
+                "at most {MAX_METADATA} metadata entries"
+            )));
         }
         for (k, v) in &self.metadata {
             plain_text("metadata key", k)?;
             if v.len() > 4096 {
-                return Err(OpError::Invalid(format!("metadata `{k}` is longer than 4096 bytes")));
+                return Err(OpError::Invalid(format!(
+                    "metadata `{k}` is longer than 4096 bytes"
+                )));
             }
         }
         if self.allowed_cidrs.len() > MAX_CIDRS {
@@ -149,7 +156,9 @@ impl NewKey {
         }
         if let (Some(nb), Some(exp)) = (self.not_before, self.expires_at) {
             if nb >= exp {
-                return Err(OpError::Invalid("not_before must be before expires_at".into()));
+                return Err(OpError::Invalid(
+                    "not_before must be before expires_at".into(),
+                ));
             }
         }
         if let Some(r) = &self.rate_limit {
@@ -177,9 +186,9 @@ pub fn parse_rate(s: &str) -> Result<RateOverride, String> {
         Some((r, b)) => (r, Some(b)),
         None => (s, None),
     };
-    let (limit, per) = rate
-        .split_once('/')
-        .ok_or_else(|| format!("rate limit `{s}`: write LIMIT/DURATION[:BURST], e.g. 100/1s:200"))?;
+    let (limit, per) = rate.split_once('/').ok_or_else(|| {
+        format!("rate limit `{s}`: write LIMIT/DURATION[:BURST], e.g. 100/1s:200")
+    })?;
     let limit: u64 = limit
         .trim()
         .parse()
@@ -217,8 +226,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|_| format!("`{s}` is not a time: use RFC 3339 (2030-01-31T12:00:00Z) or unix seconds"))?;
+    let t = humantime::parse_rfc3339_weak(s).map_err(|_| {
+        format!("`{s}` is not a time: use RFC 3339 (2030-01-31T12:00:00Z) or unix seconds")
+    })?;
     Ok(t.duration_since(UNIX_EPOCH).map(secs).unwrap_or(0))
 }
 
@@ -264,7 +274,9 @@ impl KeyInfo {
         let status = if r.revoked_at.is_some_and(|t| t <= now) {
             "revoked"
         } else if r.expires_at.is_some_and(|t| t <= now)
-            || s.versions.iter().all(|v| v.expires_at.is_some_and(|t| t <= now))
+            || s.versions
+                .iter()
+                .all(|v| v.expires_at.is_some_and(|t| t <= now))
         {
             "expired"
         } else if r.not_before.is_some_and(|t| t > now) {
@@ -330,13 +342,19 @@ mod tests {
     #[test]
     fn rates_parse() {
         let r = parse_rate("100/1s:200").unwrap();
-        assert_eq!((r.limit, r.per, r.burst), (100, Duration::from_secs(1), 200));
+        assert_eq!(
+            (r.limit, r.per, r.burst),
+            (100, Duration::from_secs(1), 200)
+        );
         let r = parse_rate("5/1m").unwrap();
         assert_eq!((r.limit, r.burst), (5, 5));
         for bad in ["", "100", "0/1s", "10/0s", "10/xs", "10/1s:0", "a/1s"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
-        assert_eq!(format_rate(&parse_rate("100/1s:200").unwrap()), "100/1s:200");
+        assert_eq!(
+            format_rate(&parse_rate("100/1s:200").unwrap()),
+            "100/1s:200"
+        );
     }
 
     #[test]

@@ -111,10 +111,16 @@ async fn load_records<C: tokio_postgres::GenericClient>(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<StoredRecord>, OpError> {
     let rows = c
-        .query(&format!("SELECT {RECORD_COLS} FROM key_records r {where_sql}"), params)
+        .query(
+            &format!("SELECT {RECORD_COLS} FROM key_records r {where_sql}"),
+            params,
+        )
         .await
         .map_err(pg_err)?;
-    let records = rows.iter().map(|r| record_row(r, 0)).collect::<Result<Vec<_>, _>>()?;
+    let records = rows
+        .iter()
+        .map(|r| record_row(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let versions = c
         .query(
@@ -175,46 +181,53 @@ impl PostgresBackend {
     fn migrate(&self, schema: Option<&str>) -> Result<(), OpError> {
         let pool = self.pool.clone();
         let schema = schema.map(str::to_string);
-        self.rt.block(within(self.timeout.saturating_mul(5), "postgres migrate", async move {
-            let mut c = pool.get().await.map_err(pg_err)?;
-            if let Some(s) = &schema {
-                c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+        self.rt.block(within(
+            self.timeout.saturating_mul(5),
+            "postgres migrate",
+            async move {
+                let mut c = pool.get().await.map_err(pg_err)?;
+                if let Some(s) = &schema {
+                    c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                        .await
+                        .map_err(pg_err)?;
+                }
+                let tx = c.transaction().await.map_err(pg_err)?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                     .await
                     .map_err(pg_err)?;
-            }
-            let tx = c.transaction().await.map_err(pg_err)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await
-                .map_err(pg_err)?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                tx.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (
                     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-            )
-            .await
-            .map_err(pg_err)?;
-            let current: i64 = tx
-                .query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[])
+                )
                 .await
-                .map_err(pg_err)?
-                .try_get(0)
                 .map_err(pg_err)?;
-            let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-            if current > newest {
-                return Err::<(), OpError>(OpError::Corrupt(format!(
+                let current: i64 = tx
+                    .query_one(
+                        "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?
+                    .try_get(0)
+                    .map_err(pg_err)?;
+                let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+                if current > newest {
+                    return Err::<(), OpError>(OpError::Corrupt(format!(
                     "the database has schema version {current}; this build knows up to {newest}"
                 )));
-            }
-            for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-                tx.batch_execute(sql).await.map_err(pg_err)?;
-                tx.execute(
+                }
+                for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+                    tx.batch_execute(sql).await.map_err(pg_err)?;
+                    tx.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                     &[version, name, &now_unix()],
                 )
                 .await
                 .map_err(pg_err)?;
-            }
-            tx.commit().await.map_err(pg_err)
-        }))
+                }
+                tx.commit().await.map_err(pg_err)
+            },
+        ))
     }
 
     /// Runs `f` with a pooled client on the backend's runtime, bounded by the timeout.
@@ -225,15 +238,18 @@ impl PostgresBackend {
         Fut: std::future::Future<Output = Result<T, OpError>> + Send,
     {
         let pool = &self.pool;
-        self.rt
-            .block(within(self.timeout, what, async move {
-                let c = pool.get().await.map_err(pg_err)?;
-                f(c).await
-            }))
+        self.rt.block(within(self.timeout, what, async move {
+            let c = pool.get().await.map_err(pg_err)?;
+            f(c).await
+        }))
     }
 }
 
-async fn notify(tx: &deadpool_postgres::Transaction<'_>, channel: &str, payload: &str) -> Result<(), OpError> {
+async fn notify(
+    tx: &deadpool_postgres::Transaction<'_>,
+    channel: &str,
+    payload: &str,
+) -> Result<(), OpError> {
     tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
         .await
         .map_err(pg_err)?;
@@ -279,8 +295,10 @@ impl Backend for PostgresBackend {
     fn load_all(&self) -> Result<Vec<StoredRecord>, OpError> {
         let pool = &self.pool;
         // A full load may take longer than one lookup: give it room.
-        self.rt
-            .block(within(self.timeout.saturating_mul(10), "postgres load", async move {
+        self.rt.block(within(
+            self.timeout.saturating_mul(10),
+            "postgres load",
+            async move {
                 let mut c = pool.get().await.map_err(pg_err)?;
                 let tx = c
                     .build_transaction()
@@ -305,7 +323,8 @@ impl Backend for PostgresBackend {
                     .collect::<Result<Vec<_>, _>>()?;
                 tx.commit().await.map_err(pg_err)?;
                 assemble(records, versions)
-            }))
+            },
+        ))
     }
 
     fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, OpError> {
@@ -364,9 +383,13 @@ impl Backend for PostgresBackend {
         // Arrays unnested server-side: one statement per table, not per row.
         let channel = &*self.channel;
         for chunk in recs.chunks(5000) {
-            let rows: Vec<RecordRow> = chunk.iter().map(|r| RecordRow::encode(&r.record, r.rev)).collect();
+            let rows: Vec<RecordRow> = chunk
+                .iter()
+                .map(|r| RecordRow::encode(&r.record, r.rev))
+                .collect();
             let col = |f: fn(&RecordRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
-            let ocol = |f: fn(&RecordRow) -> Option<i64>| rows.iter().map(f).collect::<Vec<Option<i64>>>();
+            let ocol =
+                |f: fn(&RecordRow) -> Option<i64>| rows.iter().map(f).collect::<Vec<Option<i64>>>();
             let (ids, consumers, scopes, cidrs, meta) = (
                 col(|r| r.id.clone()),
                 col(|r| r.consumer.clone()),
@@ -376,7 +399,11 @@ impl Backend for PostgresBackend {
             );
             let created: Vec<i64> = rows.iter().map(|r| r.created_at).collect();
             let revs: Vec<i64> = rows.iter().map(|r| r.rev).collect();
-            let (exp, nb, rev_at) = (ocol(|r| r.expires_at), ocol(|r| r.not_before), ocol(|r| r.revoked_at));
+            let (exp, nb, rev_at) = (
+                ocol(|r| r.expires_at),
+                ocol(|r| r.not_before),
+                ocol(|r| r.revoked_at),
+            );
             let rl: Vec<Option<String>> = rows.iter().map(|r| r.rate_limit.clone()).collect();
             let vs: Vec<(&str, &VersionRow)> = chunk
                 .iter()
@@ -422,7 +449,12 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
-    fn list(&self, consumer: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<StoredRecord>, OpError> {
+    fn list(
+        &self,
+        consumer: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, OpError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run("postgres list", |mut c| async move {
             let tx = c
@@ -469,7 +501,12 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn rotate(&self, id: &str, new: &VersionRow, old_expire_at: i64) -> Result<StoredRecord, OpError> {
+    fn rotate(
+        &self,
+        id: &str,
+        new: &VersionRow,
+        old_expire_at: i64,
+    ) -> Result<StoredRecord, OpError> {
         let channel = &*self.channel;
         self.run("postgres rotate", |mut c| async move {
             let tx = c.transaction().await.map_err(pg_err)?;
@@ -541,12 +578,15 @@ impl Backend for PostgresBackend {
 
     fn load_denylist(&self, now: i64) -> Result<Vec<(String, i64)>, OpError> {
         self.run("postgres denylist", |c| async move {
-            c.query("SELECT jti, until FROM jti_denylist WHERE until > $1", &[&now])
-                .await
-                .map_err(pg_err)?
-                .iter()
-                .map(|r| Ok((r.try_get(0).map_err(pg_err)?, r.try_get(1).map_err(pg_err)?)))
-                .collect()
+            c.query(
+                "SELECT jti, until FROM jti_denylist WHERE until > $1",
+                &[&now],
+            )
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| Ok((r.try_get(0).map_err(pg_err)?, r.try_get(1).map_err(pg_err)?)))
+            .collect()
         })
     }
 
@@ -634,10 +674,11 @@ impl Feed {
     }
 
     async fn session(&self) -> End {
-        let (client, mut conn) = match bounded(self.timeout, "connect", self.pg.connect(NoTls)).await {
-            Ok(c) => c,
-            Err(e) => return End::Lost(e.to_string()),
-        };
+        let (client, mut conn) =
+            match bounded(self.timeout, "connect", self.pg.connect(NoTls)).await {
+                Ok(c) => c,
+                Err(e) => return End::Lost(e.to_string()),
+            };
         let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
         // The connection delivers notifications only while polled: a task drives it.
         let driver = tokio::spawn(async move {

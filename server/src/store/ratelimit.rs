@@ -91,7 +91,9 @@ impl LimiterConfig {
                 humantime::parse_duration(v)
                     .ok()
                     .filter(|d| !d.is_zero())
-                    .ok_or_else(|| format!("--redis option `{k}`: `{v}` is not a positive duration"))
+                    .ok_or_else(|| {
+                        format!("--redis option `{k}`: `{v}` is not a positive duration")
+                    })
             };
             match k {
                 "prefix" => c.prefix = v.into_owned(),
@@ -99,7 +101,11 @@ impl LimiterConfig {
                     c.on_error = match &*v {
                         "local" => OnError::Local,
                         "deny" => OnError::Deny,
-                        other => return Err(format!("--redis option `on_error`: `{other}` is not `local` or `deny`")),
+                        other => {
+                            return Err(format!(
+                                "--redis option `on_error`: `{other}` is not `local` or `deny`"
+                            ))
+                        }
                     }
                 }
                 "timeout" => c.timeout = dur(&v)?,
@@ -126,7 +132,9 @@ pub struct RedisLimiter {
 
 impl std::fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLimiter").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("RedisLimiter")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -203,11 +211,11 @@ impl RedisLimiter {
         let mut inv = self.script.key(bucket_key(&self.config.prefix, spec, key));
         inv.arg(t).arg(burst);
         let mut c = self.conn.clone();
-        let (allowed, remaining, reset_us, retry_us): (i64, u64, u64, u64) = self
-            .rt
-            .block(bounded(self.config.timeout, "redis rate limit", async move {
+        let (allowed, remaining, reset_us, retry_us): (i64, u64, u64, u64) = self.rt.block(
+            bounded(self.config.timeout, "redis rate limit", async move {
                 inv.invoke_async(&mut c).await
-            }))?;
+            }),
+        )?;
         Ok(RateResult {
             allowed: allowed == 1,
             limit: burst,
@@ -234,7 +242,9 @@ impl RedisLimiter {
 
 impl Limiter for RedisLimiter {
     fn check(&self, spec: &LimitSpec, spec_id: u64, key: &BucketKey) -> RateResult {
-        if self.down.load(Ordering::Relaxed) && self.now_ms() < self.down_until_ms.load(Ordering::Relaxed) {
+        if self.down.load(Ordering::Relaxed)
+            && self.now_ms() < self.down_until_ms.load(Ordering::Relaxed)
+        {
             return self.fallback(spec, spec_id, key);
         }
         match self.remote(spec, key) {
@@ -246,7 +256,8 @@ impl Limiter for RedisLimiter {
             }
             Err(e) => {
                 let retry_ms = u64::try_from(self.config.retry.as_millis()).unwrap_or(u64::MAX);
-                self.down_until_ms.store(self.now_ms().saturating_add(retry_ms), Ordering::Relaxed);
+                self.down_until_ms
+                    .store(self.now_ms().saturating_add(retry_ms), Ordering::Relaxed);
                 if !self.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, on_error = ?self.config.on_error, "redis rate limits unavailable; falling back");
                 }
@@ -262,7 +273,8 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let c = LimiterConfig::parse("redis://h:6379/0?prefix=t:&on_error=deny&timeout=50ms").unwrap();
+        let c =
+            LimiterConfig::parse("redis://h:6379/0?prefix=t:&on_error=deny&timeout=50ms").unwrap();
         assert_eq!(c.url, "redis://h:6379/0");
         assert_eq!(c.prefix, "t:");
         assert_eq!(c.on_error, OnError::Deny);
@@ -275,8 +287,16 @@ mod tests {
 
     #[test]
     fn bucket_keys_are_stable_and_distinct() {
-        let s = LimitSpec { name: "p".into(), limit: 10, per: Duration::from_secs(1), burst: 20 };
-        assert_eq!(bucket_key("x:", &s, &BucketKey::Text("acme".into())), "x:rl:p:10:1000000:20:t:acme");
+        let s = LimitSpec {
+            name: "p".into(),
+            limit: 10,
+            per: Duration::from_secs(1),
+            burst: 20,
+        };
+        assert_eq!(
+            bucket_key("x:", &s, &BucketKey::Text("acme".into())),
+            "x:rl:p:10:1000000:20:t:acme"
+        );
         assert_ne!(
             bucket_key("x:", &s, &BucketKey::UnknownIp),
             bucket_key("x:", &s, &BucketKey::Ip("127.0.0.1".parse().unwrap()))

@@ -152,7 +152,10 @@ fn hash(v: &Value) -> Result<HashMap<String, String>, OpError> {
     let mut m = HashMap::with_capacity(a.len() / 2);
     for pair in a.chunks(2) {
         if let [k, v] = pair {
-            m.insert(text(k).ok_or_else(|| corrupt("field"))?, text(v).ok_or_else(|| corrupt("value"))?);
+            m.insert(
+                text(k).ok_or_else(|| corrupt("field"))?,
+                text(v).ok_or_else(|| corrupt("value"))?,
+            );
         }
     }
     Ok(m)
@@ -189,7 +192,11 @@ fn record_row(id: &str, m: &HashMap<String, String>) -> Result<RecordRow, OpErro
     })
 }
 
-fn version_cols(record_id: &str, digest: &str, m: &HashMap<String, String>) -> Result<VersionCols, OpError> {
+fn version_cols(
+    record_id: &str,
+    digest: &str,
+    m: &HashMap<String, String>,
+) -> Result<VersionCols, OpError> {
     Ok(VersionCols {
         record_id: record_id.to_string(),
         digest: digest.to_string(),
@@ -226,7 +233,8 @@ fn decode_loaded(id: &str, v: &Value) -> Result<Option<(RecordRow, Vec<VersionCo
 
 impl RedisBackend {
     pub fn open(url: &str, prefix: &str, cfg: &StoreConfig) -> Result<Self, OpError> {
-        let client = redis::Client::open(url).map_err(|e| OpError::Invalid(format!("redis url: {e}")))?;
+        let client =
+            redis::Client::open(url).map_err(|e| OpError::Invalid(format!("redis url: {e}")))?;
         let rt = NetRuntime::new("portcullis-redis")?;
         let conn = connect_manager(&rt, &client, cfg.timeout)?;
         let prefix: Arc<str> = Arc::from(prefix);
@@ -258,8 +266,12 @@ impl RedisBackend {
         let k = self.key("schema");
         let (set, current): (bool, i64) = self.cmd("redis schema", move |mut c| async move {
             redis::pipe()
-                .cmd("SET").arg(&k).arg(SCHEMA_VERSION).arg("NX")
-                .cmd("GET").arg(&k)
+                .cmd("SET")
+                .arg(&k)
+                .arg(SCHEMA_VERSION)
+                .arg("NX")
+                .cmd("GET")
+                .arg(&k)
                 .query_async::<(Option<String>, i64)>(&mut c)
                 .await
                 .map(|(s, v)| (s.is_some(), v))
@@ -310,16 +322,22 @@ impl RedisBackend {
     }
 }
 
-fn connect_manager(rt: &NetRuntime, client: &redis::Client, timeout: Duration) -> Result<ConnectionManager, OpError> {
+fn connect_manager(
+    rt: &NetRuntime,
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<ConnectionManager, OpError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
     let client = client.clone();
-    rt.block(bounded(timeout.saturating_mul(2), "redis connect", async move {
-        client.get_connection_manager_with_config(config).await
-    }))
+    rt.block(bounded(
+        timeout.saturating_mul(2),
+        "redis connect",
+        async move { client.get_connection_manager_with_config(config).await },
+    ))
 }
 
 impl RedisBackend {
@@ -327,31 +345,55 @@ impl RedisBackend {
     fn add_insert(&self, p: &mut redis::Pipeline, rec: &StoredRecord) {
         let row = RecordRow::encode(&rec.record, rec.rev);
         let rk = self.key(&format!("r:{}", row.id));
-        p.cmd("HSET").arg(&rk)
-            .arg("consumer").arg(&row.consumer)
-            .arg("scopes").arg(&row.scopes)
-            .arg("created_at").arg(row.created_at)
-            .arg("expires_at").arg(opt_text(row.expires_at))
-            .arg("not_before").arg(opt_text(row.not_before))
-            .arg("revoked_at").arg(opt_text(row.revoked_at))
-            .arg("allowed_cidrs").arg(&row.allowed_cidrs)
-            .arg("metadata").arg(&row.metadata)
-            .arg("rate_limit").arg(row.rate_limit.clone().unwrap_or_default())
-            .arg("rev").arg(row.rev)
+        p.cmd("HSET")
+            .arg(&rk)
+            .arg("consumer")
+            .arg(&row.consumer)
+            .arg("scopes")
+            .arg(&row.scopes)
+            .arg("created_at")
+            .arg(row.created_at)
+            .arg("expires_at")
+            .arg(opt_text(row.expires_at))
+            .arg("not_before")
+            .arg(opt_text(row.not_before))
+            .arg("revoked_at")
+            .arg(opt_text(row.revoked_at))
+            .arg("allowed_cidrs")
+            .arg(&row.allowed_cidrs)
+            .arg("metadata")
+            .arg(&row.metadata)
+            .arg("rate_limit")
+            .arg(row.rate_limit.clone().unwrap_or_default())
+            .arg("rev")
+            .arg(row.rev)
             .ignore();
         for v in &rec.versions {
             let d = v.digest.to_hex();
-            p.cmd("HSET").arg(self.key(&format!("k:{d}")))
-                .arg("id").arg(&row.id)
-                .arg("prefix").arg(&v.prefix)
-                .arg("fp").arg(&v.fingerprint)
-                .arg("created").arg(v.created_at)
-                .arg("exp").arg(opt_text(v.expires_at))
+            p.cmd("HSET")
+                .arg(self.key(&format!("k:{d}")))
+                .arg("id")
+                .arg(&row.id)
+                .arg("prefix")
+                .arg(&v.prefix)
+                .arg("fp")
+                .arg(&v.fingerprint)
+                .arg("created")
+                .arg(v.created_at)
+                .arg("exp")
+                .arg(opt_text(v.expires_at))
                 .ignore();
             p.cmd("SADD").arg(format!("{rk}:k")).arg(d).ignore();
         }
-        p.cmd("ZADD").arg(self.key("ids")).arg(0).arg(&row.id).ignore();
-        p.cmd("SADD").arg(self.key("consumers")).arg(&row.consumer).ignore();
+        p.cmd("ZADD")
+            .arg(self.key("ids"))
+            .arg(0)
+            .arg(&row.id)
+            .ignore();
+        p.cmd("SADD")
+            .arg(self.key("consumers"))
+            .arg(&row.consumer)
+            .ignore();
     }
 }
 
@@ -362,7 +404,10 @@ impl Backend for RedisBackend {
 
     fn ping(&self) -> Result<(), OpError> {
         self.cmd("redis ping", |mut c| async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ())
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(|_| ())
         })
     }
 
@@ -371,7 +416,12 @@ impl Backend for RedisBackend {
         let prefix = Arc::clone(&self.prefix);
         let scripts = Arc::clone(&self.scripts);
         let reply: Value = self.cmd("redis lookup", move |mut c| async move {
-            scripts.lookup.key(k).arg(&*prefix).invoke_async::<Value>(&mut c).await
+            scripts
+                .lookup
+                .key(k)
+                .arg(&*prefix)
+                .invoke_async::<Value>(&mut c)
+                .await
         })?;
         let Some([v, r]) = items(&reply) else {
             return Ok(None);
@@ -393,13 +443,21 @@ impl Backend for RedisBackend {
     fn load_all(&self) -> Result<Vec<StoredRecord>, OpError> {
         let k = self.key("ids");
         let ids: Vec<String> = self.cmd("redis ids", move |mut c| async move {
-            redis::cmd("ZRANGE").arg(k).arg(0).arg(-1).query_async(&mut c).await
+            redis::cmd("ZRANGE")
+                .arg(k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
         })?;
         self.load_ids(&ids, self.timeout.saturating_mul(5))
     }
 
     fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, OpError> {
-        Ok(self.load_ids(&[id.to_string()], self.timeout)?.into_iter().next())
+        Ok(self
+            .load_ids(&[id.to_string()], self.timeout)?
+            .into_iter()
+            .next())
     }
 
     fn insert(&self, rec: &StoredRecord) -> Result<(), OpError> {
@@ -419,11 +477,18 @@ impl Backend for RedisBackend {
                 _ => "r:".to_string(),
             };
             p.cmd("PUBLISH").arg(&*self.channel).arg(change).ignore();
-            self.cmd("redis insert", move |mut c| async move { p.query_async::<()>(&mut c).await })?;
+            self.cmd("redis insert", move |mut c| async move {
+                p.query_async::<()>(&mut c).await
+            })?;
         }
         Ok(())
     }
-    fn list(&self, consumer: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<StoredRecord>, OpError> {
+    fn list(
+        &self,
+        consumer: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, OpError> {
         let k = self.key("ids");
         let mut out = Vec::new();
         let mut cursor = after.map(str::to_string);
@@ -436,8 +501,15 @@ impl Backend for RedisBackend {
             let page = limit.clamp(1, 1000);
             let k2 = k.clone();
             let ids: Vec<String> = self.cmd("redis list", move |mut c| async move {
-                redis::cmd("ZRANGEBYLEX").arg(k2).arg(min).arg("+").arg("LIMIT").arg(0).arg(page)
-                    .query_async(&mut c).await
+                redis::cmd("ZRANGEBYLEX")
+                    .arg(k2)
+                    .arg(min)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(page)
+                    .query_async(&mut c)
+                    .await
             })?;
             let done = ids.len() < page;
             cursor = ids.last().cloned();
@@ -455,14 +527,22 @@ impl Backend for RedisBackend {
     fn revoke(&self, id: &str, at: i64) -> Result<StoredRecord, OpError> {
         let mut inv = self.scripts.revoke.prepare_invoke();
         inv.arg(&*self.prefix).arg(id).arg(at).arg(&*self.channel);
-        let n: i64 = self.cmd("redis revoke", move |mut c| async move { inv.invoke_async(&mut c).await })?;
+        let n: i64 = self.cmd("redis revoke", move |mut c| async move {
+            inv.invoke_async(&mut c).await
+        })?;
         if n == 0 {
             return Err(OpError::NotFound(id.to_string()));
         }
-        self.load_record(id)?.ok_or_else(|| OpError::NotFound(id.to_string()))
+        self.load_record(id)?
+            .ok_or_else(|| OpError::NotFound(id.to_string()))
     }
 
-    fn rotate(&self, id: &str, new: &VersionRow, old_expire_at: i64) -> Result<StoredRecord, OpError> {
+    fn rotate(
+        &self,
+        id: &str,
+        new: &VersionRow,
+        old_expire_at: i64,
+    ) -> Result<StoredRecord, OpError> {
         let mut inv = self.scripts.rotate.prepare_invoke();
         inv.arg(&*self.prefix)
             .arg(id)
@@ -472,26 +552,41 @@ impl Backend for RedisBackend {
             .arg(&new.prefix)
             .arg(&new.fingerprint)
             .arg(new.created_at);
-        let n: i64 = self.cmd("redis rotate", move |mut c| async move { inv.invoke_async(&mut c).await })?;
+        let n: i64 = self.cmd("redis rotate", move |mut c| async move {
+            inv.invoke_async(&mut c).await
+        })?;
         match n {
             0 => Err(OpError::NotFound(id.to_string())),
-            -1 => Err(OpError::Conflict(format!("key `{id}` is revoked; create a new one"))),
-            _ => self.load_record(id)?.ok_or_else(|| OpError::NotFound(id.to_string())),
+            -1 => Err(OpError::Conflict(format!(
+                "key `{id}` is revoked; create a new one"
+            ))),
+            _ => self
+                .load_record(id)?
+                .ok_or_else(|| OpError::NotFound(id.to_string())),
         }
     }
 
     fn deny_jti(&self, jti: &str, until: i64) -> Result<(), OpError> {
         let mut inv = self.scripts.deny.prepare_invoke();
-        inv.arg(&*self.prefix).arg(jti).arg(until).arg(&*self.channel);
-        self.cmd("redis deny jti", move |mut c| async move { inv.invoke_async::<i64>(&mut c).await })
-            .map(|_| ())
+        inv.arg(&*self.prefix)
+            .arg(jti)
+            .arg(until)
+            .arg(&*self.channel);
+        self.cmd("redis deny jti", move |mut c| async move {
+            inv.invoke_async::<i64>(&mut c).await
+        })
+        .map(|_| ())
     }
 
     fn jti_until(&self, jti: &str) -> Result<Option<i64>, OpError> {
         let k = self.key("jtis");
         let jti = jti.to_string();
         let s: Option<f64> = self.cmd("redis jti", move |mut c| async move {
-            redis::cmd("ZSCORE").arg(k).arg(jti).query_async(&mut c).await
+            redis::cmd("ZSCORE")
+                .arg(k)
+                .arg(jti)
+                .query_async(&mut c)
+                .await
         })?;
         // Scores are whole seconds, well inside f64's exact integers.
         #[allow(clippy::cast_possible_truncation)]
@@ -501,8 +596,13 @@ impl Backend for RedisBackend {
     fn load_denylist(&self, now: i64) -> Result<Vec<(String, i64)>, OpError> {
         let k = self.key("jtis");
         let v: Vec<(String, f64)> = self.cmd("redis denylist", move |mut c| async move {
-            redis::cmd("ZRANGEBYSCORE").arg(k).arg(format!("({now}")).arg("+inf").arg("WITHSCORES")
-                .query_async(&mut c).await
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(k)
+                .arg(format!("({now}"))
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .query_async(&mut c)
+                .await
         })?;
         #[allow(clippy::cast_possible_truncation)]
         Ok(v.into_iter().map(|(j, s)| (j, s as i64)).collect())
@@ -511,7 +611,12 @@ impl Backend for RedisBackend {
     fn purge_jti(&self, now: i64) -> Result<u64, OpError> {
         let k = self.key("jtis");
         self.cmd("redis purge", move |mut c| async move {
-            redis::cmd("ZREMRANGEBYSCORE").arg(k).arg("-inf").arg(now).query_async(&mut c).await
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(k)
+                .arg("-inf")
+                .arg(now)
+                .query_async(&mut c)
+                .await
         })
     }
 

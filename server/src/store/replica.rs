@@ -15,16 +15,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use portcullis_engine::credential::apikey::{KeyDigest, KeyEntry, KeyStore, MemoryIndex, StoreError};
+use portcullis_engine::credential::apikey::{
+    KeyDigest, KeyEntry, KeyStore, MemoryIndex, StoreError,
+};
 
 use super::backend::{Backend, FeedEvent};
 use super::model::{now_unix, OpError, StoredRecord};
+
+/// Record id → (revision held, its digests).
+type RecordMap = HashMap<Arc<str>, (i64, Vec<KeyDigest>)>;
 
 /// The in-memory side of replica mode.
 pub struct Replica {
     index: MemoryIndex,
     /// Record id → (revision held, its digests), to replace a record's keys as a unit.
-    records: Mutex<HashMap<Arc<str>, (i64, Vec<KeyDigest>)>>,
+    records: Mutex<RecordMap>,
     jti: RwLock<HashMap<Box<str>, i64>>,
     base: Instant,
     /// Milliseconds after `base` when the index was last known current; 0 = never.
@@ -57,7 +62,11 @@ impl Replica {
     pub fn age(&self) -> Option<Duration> {
         match self.fresh_ms.load(Ordering::SeqCst) {
             0 => None,
-            ms => Some(self.base.elapsed().saturating_sub(Duration::from_millis(ms))),
+            ms => Some(
+                self.base
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
         }
     }
 
@@ -87,38 +96,54 @@ impl Replica {
             if *rev > rec.rev {
                 return;
             }
-            for d in old.iter().filter(|d| !rec.versions.iter().any(|v| v.digest == **d)) {
+            for d in old
+                .iter()
+                .filter(|d| !rec.versions.iter().any(|v| v.digest == **d))
+            {
                 self.index.remove(d);
             }
         }
         for (d, e) in rec.entries() {
             self.index.insert(d, e);
         }
-        records.insert(id, (rec.rev, rec.versions.iter().map(|v| v.digest).collect()));
+        records.insert(
+            id,
+            (rec.rev, rec.versions.iter().map(|v| v.digest).collect()),
+        );
     }
 
     /// Replaces everything with a full load, keeping any record held at a
     /// newer revision than the load saw (applied while the load ran).
     pub fn replace(&self, all: &[StoredRecord], denylist: Vec<(String, i64)>) {
         let mut records = self.records.lock();
-        let mut fresh: HashMap<Arc<str>, (i64, Vec<KeyDigest>)> = HashMap::with_capacity(all.len());
+        let mut fresh: RecordMap = HashMap::with_capacity(all.len());
         let mut entries: Vec<(KeyDigest, KeyEntry)> = Vec::with_capacity(all.len());
         for rec in all {
             let id = Arc::clone(&rec.record.id);
             match records.get(&id) {
                 Some((rev, digests)) if *rev > rec.rev => {
-                    entries.extend(digests.iter().filter_map(|d| self.index.get(d).map(|e| (*d, e))));
+                    entries.extend(
+                        digests
+                            .iter()
+                            .filter_map(|d| self.index.get(d).map(|e| (*d, e))),
+                    );
                     fresh.insert(id, (*rev, digests.clone()));
                 }
                 _ => {
                     entries.extend(rec.entries());
-                    fresh.insert(id, (rec.rev, rec.versions.iter().map(|v| v.digest).collect()));
+                    fresh.insert(
+                        id,
+                        (rec.rev, rec.versions.iter().map(|v| v.digest).collect()),
+                    );
                 }
             }
         }
         self.index.replace_all(entries);
         *records = fresh;
-        *self.jti.write() = denylist.into_iter().map(|(j, u)| (j.into_boxed_str(), u)).collect();
+        *self.jti.write() = denylist
+            .into_iter()
+            .map(|(j, u)| (j.into_boxed_str(), u))
+            .collect();
         self.synced.store(true, Ordering::SeqCst);
         self.resyncs.fetch_add(1, Ordering::SeqCst);
         self.mark_fresh();
@@ -183,7 +208,11 @@ pub fn run_worker(
     let mut last_full = Instant::now();
     let retry = Duration::from_millis(200);
     loop {
-        let wait = if need_sync { retry } else { resync_every.saturating_sub(last_full.elapsed()) };
+        let wait = if need_sync {
+            retry
+        } else {
+            resync_every.saturating_sub(last_full.elapsed())
+        };
         let ev = match events.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(ev) => Some(ev),
             Err(RecvTimeoutError::Timeout) => None,
@@ -213,7 +242,11 @@ pub fn run_worker(
                 Ok(()) => {
                     need_sync = false;
                     last_full = Instant::now();
-                    tracing::debug!(keys = replica.len(), took_ms = started.elapsed().as_millis() as u64, "replica synced");
+                    tracing::debug!(
+                        keys = replica.len(),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "replica synced"
+                    );
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(()));
                     }
@@ -266,19 +299,34 @@ mod tests {
     #[test]
     fn newer_revisions_win_and_removed_keys_go() {
         let r = Replica::new(Duration::from_secs(30));
-        assert!(matches!(r.lookup(&KeyDigest::of("a")), Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            r.lookup(&KeyDigest::of("a")),
+            Err(StoreError::Unavailable(_))
+        ));
         r.replace(&[rec("x", 1, &["a"], false)], vec![]);
         assert!(r.lookup(&KeyDigest::of("a")).unwrap().is_some());
         r.apply(&rec("x", 3, &["b"], true));
         assert!(r.lookup(&KeyDigest::of("a")).unwrap().is_none());
-        assert!(r.lookup(&KeyDigest::of("b")).unwrap().unwrap().record.revoked_at.is_some());
+        assert!(r
+            .lookup(&KeyDigest::of("b"))
+            .unwrap()
+            .unwrap()
+            .record
+            .revoked_at
+            .is_some());
         // An older read arriving late changes nothing.
         r.apply(&rec("x", 2, &["a"], false));
         assert!(r.lookup(&KeyDigest::of("a")).unwrap().is_none());
         // Nor does a full load that ran before the newer change.
         r.replace(&[rec("x", 2, &["a"], false)], vec![]);
         assert!(r.lookup(&KeyDigest::of("a")).unwrap().is_none());
-        assert!(r.lookup(&KeyDigest::of("b")).unwrap().unwrap().record.revoked_at.is_some());
+        assert!(r
+            .lookup(&KeyDigest::of("b"))
+            .unwrap()
+            .unwrap()
+            .record
+            .revoked_at
+            .is_some());
     }
 
     #[test]
@@ -286,7 +334,10 @@ mod tests {
         let r = Replica::new(Duration::from_millis(200));
         r.replace(&[rec("x", 1, &["a"], false)], vec![("j1".into(), i64::MAX)]);
         std::thread::sleep(Duration::from_millis(300));
-        assert!(matches!(r.lookup(&KeyDigest::of("a")), Err(StoreError::Stale(_))));
+        assert!(matches!(
+            r.lookup(&KeyDigest::of("a")),
+            Err(StoreError::Stale(_))
+        ));
         assert_eq!(r.jti_denied("j1", 0), None);
         r.mark_fresh();
         assert!(r.lookup(&KeyDigest::of("a")).unwrap().is_some());

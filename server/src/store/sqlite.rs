@@ -107,7 +107,8 @@ fn open_conn(path: &Path, timeout: Duration) -> Result<Connection, OpError> {
     .map_err(|e| OpError::Unavailable(format!("cannot open `{}`: {e}", path.display())))?;
     c.busy_timeout(timeout).map_err(err)?;
     c.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-    c.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+    c.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err)?;
     c.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
     Ok(c)
 }
@@ -122,7 +123,11 @@ fn migrate(c: &mut Connection) -> Result<(), OpError> {
     )
     .map_err(err)?;
     let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(err)?;
     let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if current > newest {
@@ -173,7 +178,9 @@ fn version_cols(row: &rusqlite::Row<'_>) -> rusqlite::Result<VersionCols> {
 
 fn load_one(c: &Connection, id: &str) -> Result<Option<StoredRecord>, OpError> {
     let rec = c
-        .prepare_cached(&format!("SELECT {RECORD_COLS} FROM key_records r WHERE r.id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLS} FROM key_records r WHERE r.id = ?1"
+        ))
         .map_err(err)?
         .query_row([id], |r| record_row(r, 0))
         .optional()
@@ -202,7 +209,13 @@ fn log_change(tx: &rusqlite::Transaction<'_>, kind: &str, r: &str) -> Result<(),
 }
 
 impl SqliteBackend {
-    pub fn open(path: &Path, pool_size: usize, timeout: Duration, poll: Duration, heartbeat: Duration) -> Result<Self, OpError> {
+    pub fn open(
+        path: &Path,
+        pool_size: usize,
+        timeout: Duration,
+        poll: Duration,
+        heartbeat: Duration,
+    ) -> Result<Self, OpError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
                 return Err(OpError::Unavailable(format!(
@@ -236,9 +249,8 @@ impl Backend for SqliteBackend {
     }
 
     fn ping(&self) -> Result<(), OpError> {
-        self.pool.with(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(())).map_err(err)
-        })
+        self.pool
+            .with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(err))
     }
 
     fn lookup(&self, digest: &KeyDigest) -> Result<Option<KeyEntry>, OpError> {
@@ -347,7 +359,12 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn list(&self, consumer: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<StoredRecord>, OpError> {
+    fn list(
+        &self,
+        consumer: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, OpError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.pool.with(|c| {
             let tx = c.transaction().map_err(err)?;
@@ -392,7 +409,12 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn rotate(&self, id: &str, new: &VersionRow, old_expire_at: i64) -> Result<StoredRecord, OpError> {
+    fn rotate(
+        &self,
+        id: &str,
+        new: &VersionRow,
+        old_expire_at: i64,
+    ) -> Result<StoredRecord, OpError> {
         self.pool.with(|c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -525,7 +547,9 @@ struct Feed {
 impl Feed {
     fn head(&self) -> Result<i64, OpError> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })
             .map_err(err)
     }
 

@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 pub fn service_url(var: &str) -> Result<Option<String>, String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Some(v)),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            Err(format!("{var} is not set, and CI=true requires the real service"))
-        }
+        _ if std::env::var("CI").as_deref() == Ok("true") => Err(format!(
+            "{var} is not set, and CI=true requires the real service"
+        )),
         _ => {
             eprintln!("skipped: {var} is not set");
             Ok(None)
@@ -68,7 +68,15 @@ impl PgSchema {
 
     /// A store URL on this schema, with extra options.
     pub fn url(&self, opts: &str) -> String {
-        with_opts(&self.base, &format!("schema={}{}{}", self.name, if opts.is_empty() { "" } else { "&" }, opts))
+        with_opts(
+            &self.base,
+            &format!(
+                "schema={}{}{}",
+                self.name,
+                if opts.is_empty() { "" } else { "&" },
+                opts
+            ),
+        )
     }
 }
 
@@ -78,11 +86,18 @@ impl Drop for PgSchema {
         let name = self.name.clone();
         // Own thread and runtime: Drop may run inside a test's runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async move {
-                let (c, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.ok()?;
+                let (c, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
                 let h = tokio::spawn(conn);
-                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await;
+                let _ = c
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .await;
                 drop(c);
                 let _ = h.await;
                 Some(())
@@ -107,7 +122,15 @@ impl RedisPrefix {
     }
 
     pub fn url(&self, opts: &str) -> String {
-        with_opts(&self.base, &format!("prefix={}{}{}", self.prefix, if opts.is_empty() { "" } else { "&" }, opts))
+        with_opts(
+            &self.base,
+            &format!(
+                "prefix={}{}{}",
+                self.prefix,
+                if opts.is_empty() { "" } else { "&" },
+                opts
+            ),
+        )
     }
 }
 
@@ -116,9 +139,14 @@ impl Drop for RedisPrefix {
         let Ok(client) = redis::Client::open(self.base.split('?').next().unwrap_or("")) else {
             return;
         };
-        let Ok(mut c) = client.get_connection() else { return };
+        let Ok(mut c) = client.get_connection() else {
+            return;
+        };
         let pattern = format!("{}*", self.prefix);
-        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut c).unwrap_or_default();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut c)
+            .unwrap_or_default();
         for chunk in keys.chunks(500) {
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut c);
         }
@@ -198,7 +226,13 @@ pub fn url_addr(url: &str) -> Option<SocketAddr> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?']).next()?;
     let hostport = authority.rsplit('@').next()?;
-    let hostport = if hostport.contains(':') { hostport.to_string() } else if url.starts_with("redis") { format!("{hostport}:6379") } else { format!("{hostport}:5432") };
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else if url.starts_with("redis") {
+        format!("{hostport}:6379")
+    } else {
+        format!("{hostport}:5432")
+    };
     use std::net::ToSocketAddrs;
     hostport.to_socket_addrs().ok()?.next()
 }
@@ -208,7 +242,10 @@ pub fn via(url: &str, addr: SocketAddr) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
-    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+    let user = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
     Some(format!("{scheme}://{user}{addr}{tail}"))
 }
 

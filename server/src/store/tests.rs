@@ -46,13 +46,19 @@ fn lifecycle(url: &dyn Fn(&str) -> String) {
     assert!(issued.key.starts_with("pk_test_"));
     assert!(found(&*a, &issued.key));
     assert!(found(&*look, &issued.key));
-    assert!(eventually(WAIT, || found(&*b, &issued.key)), "replica B never saw the new key");
+    assert!(
+        eventually(WAIT, || found(&*b, &issued.key)),
+        "replica B never saw the new key"
+    );
     let entry = look.lookup(&KeyDigest::of(&issued.key)).unwrap().unwrap();
     assert_eq!(&*entry.record.consumer, "acme");
     assert_eq!(entry.record.scopes.len(), 2);
     assert_eq!(entry.record.allowed_cidrs.len(), 1);
     assert_eq!(entry.record.rate_limit.unwrap().burst, 200);
-    assert_eq!(entry.record.metadata.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(
+        entry.record.metadata.get("team").map(String::as_str),
+        Some("payments")
+    );
     assert_eq!(&*entry.fingerprint, issued.fingerprint.as_str());
 
     // A negative answer cached before a key exists is dropped when it is created.
@@ -78,19 +84,31 @@ fn lifecycle(url: &dyn Fn(&str) -> String) {
     assert_eq!(shown.status, "active");
     assert_eq!(shown.keys.len(), 1);
     assert!(matches!(a.show("key_nope"), Err(OpError::NotFound(_))));
-    assert_eq!(a.consumers().unwrap(), vec!["acme".to_string(), "other".to_string()]);
+    assert_eq!(
+        a.consumers().unwrap(),
+        vec!["acme".to_string(), "other".to_string()]
+    );
 
     // Revoke through A: A and lookup deny at once; B and the cache soon.
     let info = a.revoke(&issued.id).unwrap();
     assert_eq!(info.status, "revoked");
     assert!(revoked(&*a, &issued.key));
     assert!(revoked(&*look, &issued.key));
-    assert!(eventually(WAIT, || revoked(&*b, &issued.key)), "replica B never saw the revocation");
-    assert!(eventually(WAIT, || revoked(&*cached, &issued.key)), "cache kept a revoked key");
+    assert!(
+        eventually(WAIT, || revoked(&*b, &issued.key)),
+        "replica B never saw the revocation"
+    );
+    assert!(
+        eventually(WAIT, || revoked(&*cached, &issued.key)),
+        "cache kept a revoked key"
+    );
     // Twice is fine and keeps the first time.
     assert_eq!(a.revoke(&issued.id).unwrap().revoked_at, info.revoked_at);
     assert!(matches!(a.revoke("key_nope"), Err(OpError::NotFound(_))));
-    assert!(matches!(a.rotate(&issued.id, None, Duration::from_secs(60)), Err(OpError::Conflict(_))));
+    assert!(matches!(
+        a.rotate(&issued.id, None, Duration::from_secs(60)),
+        Err(OpError::Conflict(_))
+    ));
 
     // Rotate: a new key for the same record; the old one ends after the overlap.
     let old = second_key_probe;
@@ -146,14 +164,18 @@ fn sqlite_lifecycle() {
 
 #[test]
 fn postgres_lifecycle() {
-    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else {
+        return;
+    };
     let schema = PgSchema::new(&base, "life");
     lifecycle(&|opts| schema.url(opts));
 }
 
 #[test]
 fn redis_lifecycle() {
-    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+        return;
+    };
     let prefix = RedisPrefix::new(&base, "life");
     lifecycle(&|opts| prefix.url(opts));
 }
@@ -170,8 +192,12 @@ fn sqlite_is_created_with_a_versioned_schema_and_reopens() {
     assert!(found(&*s, &issued.key));
     let c = rusqlite::Connection::open(&path).unwrap();
     let (v, mode): (i64, String) = (
-        c.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0)).unwrap(),
-        c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap(),
+        c.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap(),
+        c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap(),
     );
     assert_eq!(v, 1);
     assert_eq!(mode, "wal");
@@ -181,10 +207,13 @@ fn sqlite_is_created_with_a_versioned_schema_and_reopens() {
     let bytes = std::fs::read(&path).unwrap();
     let wal = std::fs::read(dir.path().join("k.db-wal")).unwrap_or_default();
     let hay = [bytes, wal].concat();
-    assert!(!hay.windows(issued.key.len()).any(|w| w == issued.key.as_bytes()));
+    assert!(!hay
+        .windows(issued.key.len())
+        .any(|w| w == issued.key.as_bytes()));
     // A database from a newer build is refused, not misread.
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", []).unwrap();
+    c.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", [])
+        .unwrap();
     drop(c);
     assert!(matches!(Store::open(&url), Err(OpError::Corrupt(_))));
 }
@@ -205,7 +234,10 @@ fn faults(url_via: &dyn Fn(&str, &str) -> String, target: std::net::SocketAddr) 
     let writer = Store::open(&writer_url).unwrap();
     let issued = writer.create(new_key("acme")).unwrap();
 
-    let replica = Store::open(&url("mode=replica&max_staleness=1500ms&heartbeat=100ms&timeout=500ms")).unwrap();
+    let replica = Store::open(&url(
+        "mode=replica&max_staleness=1500ms&heartbeat=100ms&timeout=500ms",
+    ))
+    .unwrap();
     let lookup = Store::open(&url("mode=lookup&timeout=500ms")).unwrap();
     assert!(found(&*replica, &issued.key));
     assert!(found(&*lookup, &issued.key));
@@ -213,7 +245,10 @@ fn faults(url_via: &dyn Fn(&str, &str) -> String, target: std::net::SocketAddr) 
 
     proxy.sever();
     // Lookup mode: unavailable at once (within one attempt).
-    assert!(matches!(lookup.lookup(&KeyDigest::of(&issued.key)), Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        lookup.lookup(&KeyDigest::of(&issued.key)),
+        Err(StoreError::Unavailable(_))
+    ));
     // Replica: still serving the last index right after the cut...
     assert!(found(&*replica, &issued.key));
     // ...then stale once max_staleness has passed.
@@ -226,34 +261,55 @@ fn faults(url_via: &dyn Fn(&str, &str) -> String, target: std::net::SocketAddr) 
     writer.revoke(&issued.id).unwrap();
 
     proxy.restore();
-    assert!(eventually(Duration::from_secs(15), || revoked(&*replica, &issued.key)), "replica did not recover");
+    assert!(
+        eventually(Duration::from_secs(15), || revoked(&*replica, &issued.key)),
+        "replica did not recover"
+    );
     assert!(replica.resyncs().unwrap() > resyncs);
     assert!(replica.ready());
-    assert!(eventually(Duration::from_secs(15), || revoked(&*lookup, &issued.key)), "lookup did not recover");
+    assert!(
+        eventually(Duration::from_secs(15), || revoked(&*lookup, &issued.key)),
+        "lookup did not recover"
+    );
 }
 
 #[test]
 fn postgres_faults() {
-    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else {
+        return;
+    };
     let schema = PgSchema::new(&base, "fault");
     let target = url_addr(&base).unwrap();
-    faults(&|addr, opts| via(&schema.url(opts), addr.parse().unwrap()).unwrap(), target);
+    faults(
+        &|addr, opts| via(&schema.url(opts), addr.parse().unwrap()).unwrap(),
+        target,
+    );
 }
 
 #[test]
 fn redis_faults() {
-    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+        return;
+    };
     let prefix = RedisPrefix::new(&base, "fault");
     let target = url_addr(&base).unwrap();
-    faults(&|addr, opts| via(&prefix.url(opts), addr.parse().unwrap()).unwrap(), target);
+    faults(
+        &|addr, opts| via(&prefix.url(opts), addr.parse().unwrap()).unwrap(),
+        target,
+    );
 }
 
 #[test]
 fn replica_stays_current_with_many_keys_and_a_full_resync() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?resync=200ms", dir.path().join("k.db").display());
+    let url = format!(
+        "sqlite://{}?resync=200ms",
+        dir.path().join("k.db").display()
+    );
     let a = Store::open(&url).unwrap();
-    let keys: Vec<_> = (0..50).map(|i| a.create(new_key(&format!("c{i}"))).unwrap()).collect();
+    let keys: Vec<_> = (0..50)
+        .map(|i| a.create(new_key(&format!("c{i}"))).unwrap())
+        .collect();
     let b = Store::open(&url).unwrap();
     assert_eq!(b.status().keys, Some(50));
     let r0 = b.resyncs().unwrap();
@@ -270,7 +326,10 @@ fn store_lookups_work_from_async_code_too() {
     let url = format!("sqlite://{}?mode=lookup", dir.path().join("k.db").display());
     let s: Arc<Store> = Store::open(&url).unwrap();
     let issued = s.create(new_key("acme")).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let s2 = Arc::clone(&s);
     let k = issued.key.clone();
     assert!(rt.block_on(async move { found(&*s2, &k) }));
@@ -278,19 +337,30 @@ fn store_lookups_work_from_async_code_too() {
 
 #[test]
 fn networked_lookups_work_from_every_kind_of_thread() {
-    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+        return;
+    };
     let prefix = RedisPrefix::new(&base, "threads");
     let s = Store::open(&prefix.url("mode=lookup")).unwrap();
     let issued = s.create(new_key("acme")).unwrap();
     assert!(found(&*s, &issued.key));
     for multi in [false, true] {
         let rt = if multi {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
         } else {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
         };
         let (s2, k) = (Arc::clone(&s), issued.key.clone());
-        assert!(rt.block_on(async move { tokio::spawn(async move { found(&*s2, &k) }).await.unwrap() }));
+        assert!(
+            rt.block_on(async move { tokio::spawn(async move { found(&*s2, &k) }).await.unwrap() })
+        );
     }
 }
 
@@ -300,12 +370,19 @@ mod shared_rate_limits {
     use portcullis_engine::ratelimit::{BucketKey, LimitSpec, Limiter};
 
     fn spec(name: &str, limit: u64, per: Duration, burst: u64) -> LimitSpec {
-        LimitSpec { name: name.into(), limit, per, burst }
+        LimitSpec {
+            name: name.into(),
+            limit,
+            per,
+            burst,
+        }
     }
 
     #[test]
     fn two_instances_share_one_bucket() {
-        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+            return;
+        };
         let p = RedisPrefix::new(&base, "rl");
         let url = p.url("");
         let a = RedisLimiter::open(&url).unwrap();
@@ -327,7 +404,10 @@ mod shared_rate_limits {
         }
         assert_eq!(allowed, 10, "two instances together must honour one limit");
         // Other keys and other definitions have their own buckets.
-        assert!(a.check(&s, s.id(), &BucketKey::Text("other".into())).allowed);
+        assert!(
+            a.check(&s, s.id(), &BucketKey::Text("other".into()))
+                .allowed
+        );
         let s2 = spec("partner", 11, Duration::from_secs(3600), 10);
         assert!(b.check(&s2, s2.id(), &k).allowed);
         assert_eq!(a.fallbacks() + b.fallbacks(), 0);
@@ -338,24 +418,40 @@ mod shared_rate_limits {
 
     #[test]
     fn redis_down_falls_back_as_configured_and_recovers() {
-        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+            return;
+        };
         let p = RedisPrefix::new(&base, "rlfault");
         let target = url_addr(&base).unwrap();
         let proxy = Proxy::start(target).unwrap();
-        let local = RedisLimiter::open(&via(&p.url("retry=100ms&timeout=200ms"), proxy.addr).unwrap()).unwrap();
-        let deny = RedisLimiter::open(&via(&p.url("retry=100ms&timeout=200ms&on_error=deny"), proxy.addr).unwrap()).unwrap();
+        let local =
+            RedisLimiter::open(&via(&p.url("retry=100ms&timeout=200ms"), proxy.addr).unwrap())
+                .unwrap();
+        let deny = RedisLimiter::open(
+            &via(
+                &p.url("retry=100ms&timeout=200ms&on_error=deny"),
+                proxy.addr,
+            )
+            .unwrap(),
+        )
+        .unwrap();
         let s = spec("f", 1000, Duration::from_secs(1), 1000);
         let k = BucketKey::Text("acme".into());
         assert!(local.check(&s, s.id(), &k).allowed);
         assert!(deny.check(&s, s.id(), &k).allowed);
         proxy.sever();
-        assert!(local.check(&s, s.id(), &k).allowed, "local fallback allows within the limit");
+        assert!(
+            local.check(&s, s.id(), &k).allowed,
+            "local fallback allows within the limit"
+        );
         assert!(!deny.check(&s, s.id(), &k).allowed, "deny fallback refuses");
         assert!(local.fallbacks() >= 1);
         assert!(deny.fallbacks() >= 1);
         proxy.restore();
         let before = deny.fallbacks();
-        assert!(eventually(Duration::from_secs(10), || deny.check(&s, s.id(), &k).allowed));
+        assert!(eventually(Duration::from_secs(10), || deny
+            .check(&s, s.id(), &k)
+            .allowed));
         // Once back, answers come from Redis again.
         let after = deny.fallbacks();
         assert!(deny.check(&s, s.id(), &k).allowed);
@@ -405,10 +501,16 @@ mod bulk_import {
         let a = Store::open(&url("mode=lookup")).unwrap();
         let before = Store::open(&url("mode=replica")).unwrap();
         a.import(&recs).unwrap();
-        assert!(eventually(WAIT, || before.status().keys == Some(1200)), "a running replica missed the import");
+        assert!(
+            eventually(WAIT, || before.status().keys == Some(1200)),
+            "a running replica missed the import"
+        );
         let r = Store::open(&url("mode=replica")).unwrap();
         assert_eq!(r.status().keys, Some(1200));
-        assert!(keys.iter().step_by(97).all(|k| found(&*a, k) && found(&*r, k)));
+        assert!(keys
+            .iter()
+            .step_by(97)
+            .all(|k| found(&*a, k) && found(&*r, k)));
         assert_eq!(a.consumers().unwrap().len(), 7);
     }
 
@@ -421,14 +523,18 @@ mod bulk_import {
 
     #[test]
     fn postgres() {
-        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else {
+            return;
+        };
         let s = PgSchema::new(&base, "bulk");
         import_then_serve(&|o| s.url(o));
     }
 
     #[test]
     fn redis() {
-        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+        let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+            return;
+        };
         let p = RedisPrefix::new(&base, "bulk");
         import_then_serve(&|o| p.url(o));
     }
