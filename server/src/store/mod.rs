@@ -84,6 +84,12 @@ pub fn open(url: &str) -> Result<Arc<Store>, String> {
     Store::open(url).map_err(|e| e.to_string())
 }
 
+/// Opens the store for one decision or command (`portcullis decide`):
+/// lookup mode, nothing loaded up front.
+pub fn open_oneshot(url: &str) -> Result<Arc<Store>, String> {
+    Store::open_admin(url).map_err(|e| e.to_string())
+}
+
 fn open_backend(cfg: &StoreConfig) -> Result<Arc<dyn Backend>, OpError> {
     Ok(match &cfg.backend {
         BackendConfig::Sqlite { path } => Arc::new(sqlite::SqliteBackend::open(

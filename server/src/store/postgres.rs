@@ -645,8 +645,9 @@ struct Feed {
 enum End {
     /// The consumer is gone: stop for good.
     Closed,
-    /// The connection failed: reconnect.
-    Lost(String),
+    /// The connection failed: reconnect. The flag: the session had been
+    /// established (listening), so the backoff starts over.
+    Lost(String, bool),
 }
 
 fn parse_payload(p: &str) -> Option<FeedEvent> {
@@ -664,8 +665,11 @@ impl Feed {
         loop {
             match self.session().await {
                 End::Closed => return,
-                End::Lost(e) => {
+                End::Lost(e, connected) => {
                     tracing::warn!(error = %e, "postgres change feed lost; reconnecting");
+                    if connected {
+                        backoff = Duration::from_millis(50);
+                    }
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -677,7 +681,7 @@ impl Feed {
         let (client, mut conn) =
             match bounded(self.timeout, "connect", self.pg.connect(NoTls)).await {
                 Ok(c) => c,
-                Err(e) => return End::Lost(e.to_string()),
+                Err(e) => return End::Lost(e.to_string(), false),
             };
         let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
         // The connection delivers notifications only while polled: a task drives it.
@@ -704,7 +708,7 @@ impl Feed {
         )
         .await
         {
-            return End::Lost(e.to_string());
+            return End::Lost(e.to_string(), false);
         }
         // Listening from here on: a full load now misses nothing.
         if self.tx.send(FeedEvent::Resync).is_err() {
@@ -722,13 +726,13 @@ impl Feed {
                             }
                         }
                     }
-                    _ => return End::Lost("connection closed".into()),
+                    _ => return End::Lost("connection closed".into(), true),
                 },
                 _ = tick.tick() => {
                     // A round trip on the listening connection: while it
                     // answers, every notification sent so far has arrived.
                     if let Err(e) = bounded(self.timeout, "heartbeat", client.simple_query("SELECT 1")).await {
-                        return End::Lost(e.to_string());
+                        return End::Lost(e.to_string(), true);
                     }
                     if self.tx.send(FeedEvent::Alive).is_err() {
                         return End::Closed;

@@ -128,6 +128,7 @@ pub struct RedisLimiter {
     down: AtomicBool,
     base: Instant,
     fallbacks: AtomicU64,
+    counter: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -188,7 +189,14 @@ impl RedisLimiter {
             down: AtomicBool::new(false),
             base: Instant::now(),
             fallbacks: AtomicU64::new(0),
+            counter: None,
         })
+    }
+
+    /// Also counts fallbacks in this metric (`portcullis_ratelimit_fallbacks_total`).
+    pub fn with_fallback_counter(mut self, c: prometheus_client::metrics::counter::Counter) -> Self {
+        self.counter = Some(c);
+        self
     }
 
     /// Decisions answered without Redis (by the local limiter or by denying).
@@ -227,6 +235,9 @@ impl RedisLimiter {
 
     fn fallback(&self, spec: &LimitSpec, spec_id: u64, key: &BucketKey) -> RateResult {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = &self.counter {
+            c.inc();
+        }
         match self.config.on_error {
             OnError::Local => self.local.check(spec, spec_id, key),
             OnError::Deny => RateResult {

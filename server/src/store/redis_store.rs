@@ -122,10 +122,6 @@ pub struct RedisBackend {
     heartbeat: Duration,
 }
 
-fn rerr(e: impl std::fmt::Display) -> OpError {
-    OpError::Unavailable(format!("redis: {e}"))
-}
-
 fn corrupt(what: &str) -> OpError {
     OpError::Corrupt(format!("redis: unexpected {what}"))
 }
@@ -651,7 +647,8 @@ struct Feed {
 
 enum End {
     Closed,
-    Lost(String),
+    /// Why, and whether the session had been established (resets the backoff).
+    Lost(String, bool),
 }
 
 impl Feed {
@@ -660,7 +657,12 @@ impl Feed {
         loop {
             match self.session().await {
                 End::Closed => return,
-                End::Lost(e) => tracing::warn!(error = %e, "redis change feed lost; reconnecting"),
+                End::Lost(e, connected) => {
+                    tracing::warn!(error = %e, "redis change feed lost; reconnecting");
+                    if connected {
+                        backoff = Duration::from_millis(50);
+                    }
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -670,11 +672,11 @@ impl Feed {
     async fn session(&self) -> End {
         let pubsub = match bounded(self.timeout, "connect", self.client.get_async_pubsub()).await {
             Ok(p) => p,
-            Err(e) => return End::Lost(e.to_string()),
+            Err(e) => return End::Lost(e.to_string(), false),
         };
         let (mut sink, mut stream) = pubsub.split();
         if let Err(e) = bounded(self.timeout, "subscribe", sink.subscribe(&*self.channel)).await {
-            return End::Lost(e.to_string());
+            return End::Lost(e.to_string(), false);
         }
         // Subscribed from here on: a full load now misses nothing.
         if self.tx.send(FeedEvent::Resync).is_err() {
@@ -698,11 +700,12 @@ impl Feed {
                             }
                         }
                     }
-                    None => return End::Lost("connection closed".into()),
+                    None => return End::Lost("connection closed".into(), true),
                 },
                 _ = tick.tick() => {
-                    if let Err(e) = bounded(self.timeout, "heartbeat", sink.ping::<String>()).await {
-                        return End::Lost(e.to_string());
+                    // In subscribed mode PING answers `["pong", ""]`: any answer will do.
+                    if let Err(e) = bounded(self.timeout, "heartbeat", sink.ping::<Value>()).await {
+                        return End::Lost(e.to_string(), true);
                     }
                     if self.tx.send(FeedEvent::Alive).is_err() {
                         return End::Closed;

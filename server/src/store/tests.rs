@@ -539,3 +539,38 @@ mod bulk_import {
         import_then_serve(&|o| p.url(o));
     }
 }
+
+/// Store-level propagation: how long after `revoke` returns on A does
+/// replica B answer revoked. Printed, not asserted (speed belongs in
+/// benches); the assertion is only that it happens.
+fn propagation(url: &dyn Fn(&str) -> String, label: &str) {
+    let a = Store::open(&url("mode=replica")).unwrap();
+    let b = Store::open(&url("mode=replica")).unwrap();
+    let mut lags = Vec::new();
+    for _ in 0..20 {
+        let k = a.create(new_key("acme")).unwrap();
+        assert!(eventually(WAIT, || found(&*b, &k.key)));
+        a.revoke(&k.id).unwrap();
+        let t = std::time::Instant::now();
+        assert!(eventually(WAIT, || revoked(&*b, &k.key)));
+        lags.push(t.elapsed());
+    }
+    lags.sort();
+    // Changes arrive as notifications, not as reloads.
+    assert!(b.resyncs().unwrap() <= 2, "{label}: {:?} full reloads", b.resyncs());
+    eprintln!("{label}: store-level revocation lag p50 {:?} max {:?}", lags[lags.len() / 2], lags[lags.len() - 1]);
+}
+
+#[test]
+fn propagation_redis() {
+    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+    let p = RedisPrefix::new(&base, "prop");
+    propagation(&|o| p.url(o), "redis");
+}
+
+#[test]
+fn propagation_postgres() {
+    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+    let s = PgSchema::new(&base, "prop");
+    propagation(&|o| s.url(o), "postgres");
+}
