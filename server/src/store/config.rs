@@ -164,7 +164,7 @@ impl StoreConfig {
             resync: Duration::from_secs(60),
             max_staleness: Duration::from_secs(30),
             heartbeat: Duration::from_secs(1),
-            poll: Duration::from_millis(20),
+            poll: Duration::from_millis(10),
             timeout: Duration::from_secs(2),
             pool_size: 8,
         };

@@ -328,17 +328,37 @@ impl Backend for PostgresBackend {
     }
 
     fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, OpError> {
-        self.run("postgres read", |mut c| async move {
-            let tx = c
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
+        // One statement (one snapshot, one round trip): a replica reads a
+        // changed record back on every notification.
+        self.run("postgres read", |c| async move {
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLS}, v.record_id, v.digest, v.prefix, v.fingerprint, \
+                     v.created_at, v.expires_at FROM key_records r \
+                     LEFT JOIN key_versions v ON v.record_id = r.id WHERE r.id = $1"
+                ))
                 .await
                 .map_err(pg_err)?;
-            let r = load_records(&*tx, "WHERE r.id = $1", &[&id]).await?;
-            tx.commit().await.map_err(pg_err)?;
-            Ok(r.into_iter().next())
+            let rows = c.query(&st, &[&id]).await.map_err(pg_err)?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let record = record_row(first, 0)?;
+            let mut versions = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let digest: Option<String> = row.try_get(12).map_err(pg_err)?;
+                if digest.is_some() {
+                    versions.push(VersionCols {
+                        record_id: row.try_get(11).map_err(pg_err)?,
+                        digest: row.try_get(12).map_err(pg_err)?,
+                        prefix: row.try_get(13).map_err(pg_err)?,
+                        fingerprint: row.try_get(14).map_err(pg_err)?,
+                        created_at: row.try_get(15).map_err(pg_err)?,
+                        expires_at: row.try_get(16).map_err(pg_err)?,
+                    });
+                }
+            }
+            Ok(assemble(vec![record], versions)?.into_iter().next())
         })
     }
 
