@@ -355,7 +355,13 @@ impl Backend for SqliteBackend {
             if recs.len() > 1 {
                 log_change(&tx, "r", "")?;
             }
-            tx.commit().map_err(err)
+            tx.commit().map_err(err)?;
+            if recs.len() > 1000 {
+                // Fold a large import into the main file now: readers of a
+                // big write-ahead log pay for it on every lookup.
+                let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            Ok(())
         })
     }
 
