@@ -122,8 +122,6 @@ struct RateFixture {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct JwtSigner {
     pub(crate) alg: String,
     /// PEM private key (relative to the test file).
@@ -135,8 +133,6 @@ pub(crate) struct JwtSigner {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct CertFixture {
     pub(crate) cert_file: PathBuf,
 }
@@ -174,8 +170,6 @@ struct CaseRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct JwtRequest {
     pub(crate) signer: String,
     pub(crate) claims: serde_json::Value,
@@ -186,8 +180,6 @@ pub(crate) struct JwtRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct CertRequest {
     pub(crate) cert: String,
     /// `xfcc` (default) or `pem_header:NAME`.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client_addr;
 pub mod commands;
 pub mod decision_log;
+pub mod jwks;
 pub mod keys;
 pub mod keys_cli;
 pub mod listener;

@@ -184,6 +184,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         let _ = stop_tx.send(true);
     });
 
+    // Keeps every `jwks_url` key set of the policy fresh (a no-op without one).
+    let _jwks = crate::jwks::spawn_jwks_refresher(stop_rx.clone());
+
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(listener::serve(
         decision_listener,
