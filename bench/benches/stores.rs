@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use portcullis_engine::credential::apikey::{fingerprint, generate, KeyDigest, KeyRecord, KeyStore};
+use portcullis_engine::credential::apikey::{
+    fingerprint, generate, KeyDigest, KeyRecord, KeyStore,
+};
 use portcullis_server::store::testkit::{PgSchema, RedisPrefix};
 use portcullis_server::store::{Store, StoredRecord, VersionRow};
 
@@ -18,7 +20,9 @@ fn population(n: usize) -> (Vec<StoredRecord>, Vec<String>) {
     let mut recs = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);
     for i in 0..n {
-        let Ok(key) = generate("pk_live_") else { continue };
+        let Ok(key) = generate("pk_live_") else {
+            continue;
+        };
         recs.push(StoredRecord {
             record: Arc::new(KeyRecord {
                 id: format!("key_bench{i:010}").into(),
@@ -46,7 +50,13 @@ fn population(n: usize) -> (Vec<StoredRecord>, Vec<String>) {
     (recs, keys)
 }
 
-fn bench_backend(c: &mut Criterion, name: &str, url: &dyn Fn(&str) -> String, recs: &[StoredRecord], keys: &[String]) {
+fn bench_backend(
+    c: &mut Criterion,
+    name: &str,
+    url: &dyn Fn(&str) -> String,
+    recs: &[StoredRecord],
+    keys: &[String],
+) {
     let loader = match Store::open(&url("mode=lookup")) {
         Ok(s) => s,
         Err(e) => {
@@ -101,12 +111,21 @@ fn env(var: &str) -> Option<String> {
 }
 
 fn stores(c: &mut Criterion) {
-    let n: usize = std::env::var("PORTCULLIS_BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("PORTCULLIS_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let (recs, keys) = population(n);
 
     if let Ok(dir) = tempfile::tempdir() {
         let path = dir.path().join("bench.db");
-        bench_backend(c, "sqlite", &|o| format!("sqlite://{}?{o}", path.display()), &recs, &keys);
+        bench_backend(
+            c,
+            "sqlite",
+            &|o| format!("sqlite://{}?{o}", path.display()),
+            &recs,
+            &keys,
+        );
     }
     if let Some(base) = env("PORTCULLIS_TEST_POSTGRES") {
         let schema = PgSchema::new(&base, "bench");

@@ -102,7 +102,7 @@ impl App {
             }),
             "/readyz" => read_only(&req, || {
                 let r = self.inner.reloader.readiness();
-                let status = if r["ready"] == true {
+                let status = if r.get("ready") == Some(&serde_json::Value::Bool(true)) {
                     StatusCode::OK
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE

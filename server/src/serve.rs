@@ -82,7 +82,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let metrics = Arc::new(Metrics::new());
     let limiter = match &args.redis {
         Some(url) => match crate::store::ratelimit::RedisLimiter::open(url) {
-            Ok(l) => Some(Arc::new(l.with_fallback_counter(metrics.ratelimit_fallbacks()))),
+            Ok(l) => Some(Arc::new(
+                l.with_fallback_counter(metrics.ratelimit_fallbacks()),
+            )),
             Err(e) => return fail(&format!("--redis: {e}")),
         },
         None => None,
@@ -112,6 +114,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Arc::clone(&metrics),
     ));
     reloader.set_store(Arc::clone(&store));
+    // Revoked JWT ids live in the key store, fleet-wide.
+    portcullis_engine::credential::jwt::denylist::set_global(Some(Arc::clone(&store) as _));
     let app = App::new(
         Arc::clone(&engine),
         Settings {

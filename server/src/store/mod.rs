@@ -410,6 +410,15 @@ impl Store {
     }
 }
 
+/// Revoked JWT ids from the store: JWT verifiers ask this (set process-wide
+/// by `serve`). Fails closed like the engine's contract asks: `true` when
+/// the store cannot tell.
+impl portcullis_engine::credential::jwt::JtiDenylist for Store {
+    fn is_denied(&self, jti: &str) -> bool {
+        self.jti_denied(jti)
+    }
+}
+
 impl KeyStore for Store {
     fn lookup(&self, digest: &KeyDigest) -> Result<Option<KeyEntry>, StoreError> {
         match &self.serving {

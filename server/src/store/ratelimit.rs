@@ -194,7 +194,10 @@ impl RedisLimiter {
     }
 
     /// Also counts fallbacks in this metric (`portcullis_ratelimit_fallbacks_total`).
-    pub fn with_fallback_counter(mut self, c: prometheus_client::metrics::counter::Counter) -> Self {
+    pub fn with_fallback_counter(
+        mut self,
+        c: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         self.counter = Some(c);
         self
     }

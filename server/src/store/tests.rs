@@ -557,20 +557,44 @@ fn propagation(url: &dyn Fn(&str) -> String, label: &str) {
     }
     lags.sort();
     // Changes arrive as notifications, not as reloads.
-    assert!(b.resyncs().unwrap() <= 2, "{label}: {:?} full reloads", b.resyncs());
-    eprintln!("{label}: store-level revocation lag p50 {:?} max {:?}", lags[lags.len() / 2], lags[lags.len() - 1]);
+    assert!(
+        b.resyncs().unwrap() <= 2,
+        "{label}: {:?} full reloads",
+        b.resyncs()
+    );
+    eprintln!(
+        "{label}: store-level revocation lag p50 {:?} max {:?}",
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
 }
 
 #[test]
 fn propagation_redis() {
-    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
+        return;
+    };
     let p = RedisPrefix::new(&base, "prop");
     propagation(&|o| p.url(o), "redis");
 }
 
 #[test]
 fn propagation_postgres() {
-    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else { return };
+    let Some(base) = service_url("PORTCULLIS_TEST_POSTGRES").unwrap() else {
+        return;
+    };
     let s = PgSchema::new(&base, "prop");
     propagation(&|o| s.url(o), "postgres");
+}
+
+#[test]
+fn the_store_is_a_jti_denylist() {
+    use portcullis_engine::credential::jwt::JtiDenylist;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&format!("sqlite://{}", dir.path().join("k.db").display())).unwrap();
+    s.deny_jti("abc", model::now_unix() + 60).unwrap();
+    let d: &dyn JtiDenylist = &*s;
+    assert!(d.is_denied("abc"));
+    assert!(!d.is_denied("abd"));
+    assert!(matches!(s.deny_jti("", 0), Err(OpError::Invalid(_))));
 }
