@@ -156,15 +156,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    if let Ok(addr) = decision_listener.local_addr() {
-        announce(&format!("listening on http://{addr}"));
-        tracing::info!(%addr, generation = engine.generation(), "decision API listening");
-    }
-    if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        announce(&format!("admin listening on http://{addr}"));
-        tracing::info!(%addr, "admin API listening");
-    }
-
     // Kept alive for as long as we serve; dropping it stops the watch.
     let _watch = if args.no_watch {
         None
@@ -179,6 +170,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     if let Err(e) = reload::on_sighup(Arc::clone(&reloader)) {
         tracing::warn!(error = %e, "cannot handle SIGHUP");
+    }
+    // Announced only once the watch and SIGHUP are in place: a policy
+    // change made right after `listening on` must not be missed.
+    if let Ok(addr) = decision_listener.local_addr() {
+        announce(&format!("listening on http://{addr}"));
+        tracing::info!(%addr, generation = engine.generation(), "decision API listening");
+    }
+    if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        announce(&format!("admin listening on http://{addr}"));
+        tracing::info!(%addr, "admin API listening");
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
