@@ -27,7 +27,10 @@ pub fn bearer(headers: &Headers) -> Found<'_> {
                 return Found::Ambiguous;
             }
             let v = v.trim_matches(|c| c == ' ' || c == '\t');
-            let Some((scheme, rest)) = v.find(|c| c == ' ' || c == '\t').map(|i| v.split_at(i))
+            let Some((scheme, rest)) = v
+                .bytes()
+                .position(|b| b == b' ' || b == b'\t')
+                .map(|i| v.split_at(i))
             else {
                 // `Bearer` with no token is a malformed bearer, not another scheme.
                 return if v.eq_ignore_ascii_case("bearer") {
