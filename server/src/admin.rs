@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::reload::{Reloader, Trigger};
-use crate::respond::{self, Resp};
+use crate::respond::{self, Handled, Resp};
 
 /// Shortest admin token accepted: a guessable token would make the admin API a door.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -78,7 +78,12 @@ impl AdminApp {
         presented.ct_eq(&self.inner.token_digest).into()
     }
 
-    pub async fn handle(&self, req: Request<Incoming>) -> Resp {
+    pub fn handle(&self, req: Request<Incoming>) -> Handled {
+        let admin = self.clone();
+        Handled::Later(Box::pin(async move { admin.route(req).await }))
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Resp {
         if !self.authorized(req.headers()) {
             let mut r = respond::error(StatusCode::UNAUTHORIZED, "admin token required");
             r.headers_mut().insert(

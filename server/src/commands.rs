@@ -9,6 +9,14 @@ use portcullis_engine::{compile, policy, testing, DecideOptions, Engine, Request
 
 use crate::cli::{CheckArgs, DecideArgs, KeysArgs, TestArgs};
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Validates and compiles a policy: every error, located; exit 1 on errors.
 pub fn check(args: &CheckArgs) -> ExitCode {
     let policy = match policy::load(&args.path) {
@@ -21,12 +29,14 @@ pub fn check(args: &CheckArgs) -> ExitCode {
     match compile::compile(&policy) {
         Ok(compiled) => {
             println!(
-                "ok: {} ({} routes, {} credentials, {} file{})",
+                "ok: {} ({} route{}, {} credential{}, {} file{})",
                 args.path.display(),
                 compiled.routes.len(),
+                plural(compiled.routes.len()),
                 compiled.credentials.len(),
+                plural(compiled.credentials.len()),
                 policy.files.len(),
-                if policy.files.len() == 1 { "" } else { "s" }
+                plural(policy.files.len())
             );
             ExitCode::SUCCESS
         }

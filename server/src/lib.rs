@@ -19,6 +19,7 @@ pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod respond;
+pub mod scan;
 pub mod serve;
 pub mod static_keys;
 pub mod store;

@@ -156,7 +156,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    // Kept alive for as long as we serve; dropping it stops the watch.
+    // Watch (and catch SIGHUP) before announcing the listeners, so a change
+    // made right after startup is never missed. Kept alive for as long as
+    // we serve; dropping it stops the watch.
     let _watch = if args.no_watch {
         None
     } else {
@@ -171,8 +173,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Err(e) = reload::on_sighup(Arc::clone(&reloader)) {
         tracing::warn!(error = %e, "cannot handle SIGHUP");
     }
-    // Announced only once the watch and SIGHUP are in place: a policy
-    // change made right after `listening on` must not be missed.
+
+    // Installed before announcing too: until then SIGTERM would kill the process outright.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = stop_signals();
+    tokio::spawn(async move {
+        stop.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    // Keeps every `jwks_url` key set of the policy fresh (a no-op without one).
+    let _jwks = crate::jwks::spawn_jwks_refresher(stop_rx.clone());
+
     if let Ok(addr) = decision_listener.local_addr() {
         announce(&format!("listening on http://{addr}"));
         tracing::info!(%addr, generation = engine.generation(), "decision API listening");
@@ -181,16 +194,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         announce(&format!("admin listening on http://{addr}"));
         tracing::info!(%addr, "admin API listening");
     }
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
-
-    // Keeps every `jwks_url` key set of the policy fresh (a no-op without one).
-    let _jwks = crate::jwks::spawn_jwks_refresher(stop_rx.clone());
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(listener::serve(
@@ -222,19 +225,22 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-async fn wait_for_stop_signal() {
+/// Registers SIGTERM and SIGINT now; the future resolves on either.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
