@@ -80,7 +80,14 @@ fn bench_backend(
         ("lookup", "mode=lookup"),
         ("lookup_cache", "mode=lookup&cache_ttl=60s"),
     ] {
-        let store = match Store::open(&url(opts)) {
+        // PORTCULLIS_BENCH_STORE_OPTS adds store options (e.g. pool_size=1).
+        let extra = std::env::var("PORTCULLIS_BENCH_STORE_OPTS").unwrap_or_default();
+        let opts = if extra.is_empty() {
+            opts.to_string()
+        } else {
+            format!("{opts}&{extra}")
+        };
+        let store = match Store::open(&url(&opts)) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{name}/{mode}: skipped: {e}");
