@@ -21,6 +21,9 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 ROUNDS=${ROUNDS:-3}
 ENDPOINT=${ENDPOINT:-forward-auth}
+# PIN=1: servers on CPU 1 (one worker thread), wrk on CPU 0, so client and
+# server do not take turns on the same cores (needs 2+ CPUs).
+PIN=${PIN:-0}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -55,10 +58,16 @@ start() {
   exit 1
 }
 
-start portcullis "$bin/portcullis" serve --policy "$work/policy.yaml" --static-keys "$work/keys.json" \
+srv=() cli=()
+if [ "$PIN" = 1 ]; then
+  srv=(env TOKIO_WORKER_THREADS=1 taskset -c 1)
+  cli=(taskset -c 0)
+fi
+
+start portcullis "${srv[@]}" "$bin/portcullis" serve --policy "$work/policy.yaml" --static-keys "$work/keys.json" \
   --store "sqlite://$work/keys.db" --listen 127.0.0.1:0 --no-watch
 p_pid=$pid p_addr=$addr
-start bare "$bin/examples/bare_hyper" 127.0.0.1:0
+start bare "${srv[@]}" "$bin/examples/bare_hyper" 127.0.0.1:0
 b_pid=$pid b_addr=$addr
 
 case "$ENDPOINT" in
@@ -84,10 +93,10 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 results="$work/results"
 run() {
   local name=$1 pid=$2 addr=$3
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" "http://$addr$path" >/dev/null
+  "${cli[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" "http://$addr$path" >/dev/null
   local t0 t1 out
   t0=$(ticks "$pid")
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" "http://$addr$path")
+  out=$("${cli[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" "http://$addr$path")
   t1=$(ticks "$pid")
   local n rps p50 p99 bad cpu
   n=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -101,7 +110,7 @@ run() {
   echo "$name $rps $cpu" >>"$results"
 }
 
-echo "endpoint $ENDPOINT, $CONNECTIONS connections, $THREADS wrk threads, $ROUNDS rounds of $DURATION, $(nproc) CPUs"
+echo "endpoint $ENDPOINT, $CONNECTIONS connections, $THREADS wrk threads, $ROUNDS rounds of $DURATION, $(nproc) CPUs, pinned: $PIN"
 for r in $(seq 1 "$ROUNDS"); do
   run bare "$b_pid" "$b_addr"
   run portcullis "$p_pid" "$p_addr"

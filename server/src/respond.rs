@@ -5,11 +5,13 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use portcullis_engine::decision::IdentityNames;
 use portcullis_engine::Decision;
+use rustc_hash::FxHashMap;
 
 pub type Body = Full<Bytes>;
 pub type Resp = Response<Body>;
@@ -172,35 +174,110 @@ fn value(v: &str) -> Option<HeaderValue> {
     HeaderValue::from_bytes(v.as_bytes()).ok()
 }
 
+/// The identity header values of one principal, as rendered once.
+struct IdentityValues {
+    principal: Option<HeaderValue>,
+    consumer: Option<HeaderValue>,
+    scopes: Option<HeaderValue>,
+    credential: Option<HeaderValue>,
+    // Keep the strings whose addresses key this entry alive, so an address
+    // cannot be reused for another value while it is a key.
+    _id: Option<Arc<str>>,
+    _consumer: Option<Arc<str>>,
+    _scopes: Option<Arc<[String]>>,
+    _credential: Option<Arc<str>>,
+}
+
+/// Entries per thread before the cache starts over.
+const IDENTITY_CACHE_MAX: usize = 1024;
+
+thread_local! {
+    /// A decision's identity comes from shared strings (the key record's id,
+    /// consumer and scopes, the policy's credential name), so the same
+    /// principal keeps answering with the same addresses: render its header
+    /// values (validate, copy, join the scopes) once per thread.
+    static IDENTITY_VALUES: RefCell<FxHashMap<[usize; 4], IdentityValues>> =
+        RefCell::new(FxHashMap::default());
+}
+
+fn addr(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s).cast::<u8>() as usize
+}
+
+/// Renders the identity values of `d` as [`Decision::response_headers`]
+/// does; `None` if one is not writable as HTTP.
+fn render_identity(d: &Decision) -> Option<IdentityValues> {
+    let p = d.principal.as_ref();
+    let principal = match p {
+        Some(p) => Some(value(&p.id)?),
+        None => None,
+    };
+    let consumer = match p.and_then(|p| p.consumer.as_ref()) {
+        Some(c) => Some(value(c)?),
+        None => None,
+    };
+    let scopes = match p {
+        Some(p) => Some(HeaderValue::from_maybe_shared(Bytes::from(p.scopes.join(" "))).ok()?),
+        None => None,
+    };
+    let credential = match &d.credential {
+        Some(c) => Some(value(c)?),
+        None => None,
+    };
+    Some(IdentityValues {
+        principal,
+        consumer,
+        scopes,
+        credential,
+        _id: p.map(|p| Arc::clone(&p.id)),
+        _consumer: p.and_then(|p| p.consumer.clone()),
+        _scopes: p.map(|p| Arc::clone(&p.scopes)),
+        _credential: d.credential.clone(),
+    })
+}
+
 /// Writes the identity headers of an allow, as [`Decision::response_headers`]
-/// renders them, without building that list. `None`: a value is not
-/// writable as HTTP.
+/// renders them, without building that list. Returns which of principal,
+/// consumer, scopes, credential it wrote; `None`: a value is not writable.
 fn write_identity(
     h: &mut HeaderMap,
     d: &Decision,
     names: &IdentityHeaderNames,
 ) -> Option<[bool; 4]> {
-    // Which of principal, consumer, scopes, credential were written.
-    let mut wrote = [false; 4];
-    if let Some(p) = &d.principal {
-        h.append(names.principal.clone(), value(&p.id)?);
-        wrote[0] = true;
-        if let Some(c) = &p.consumer {
-            h.append(names.consumer.clone(), value(c)?);
-            wrote[1] = true;
+    let p = d.principal.as_ref();
+    let key = [
+        p.map_or(0, |p| addr(&p.id)),
+        p.and_then(|p| p.consumer.as_ref()).map_or(0, addr),
+        p.map_or(0, |p| Arc::as_ptr(&p.scopes).cast::<u8>() as usize),
+        d.credential.as_ref().map_or(0, addr),
+    ];
+    IDENTITY_VALUES.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if !cache.contains_key(&key) {
+            let rendered = render_identity(d)?;
+            if cache.len() >= IDENTITY_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, rendered);
         }
-        let scopes = Bytes::from(p.scopes.join(" "));
-        h.append(
-            names.scopes.clone(),
-            HeaderValue::from_maybe_shared(scopes).ok()?,
-        );
-        wrote[2] = true;
-    }
-    if let Some(c) = &d.credential {
-        h.append(names.credential.clone(), value(c)?);
-        wrote[3] = true;
-    }
-    Some(wrote)
+        let v = cache.get(&key)?;
+        let mut wrote = [false; 4];
+        for (i, (name, value)) in [
+            (&names.principal, &v.principal),
+            (&names.consumer, &v.consumer),
+            (&names.scopes, &v.scopes),
+            (&names.credential, &v.credential),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let (Some(value), Some(slot)) = (value, wrote.get_mut(i)) {
+                h.append(name.clone(), value.clone());
+                *slot = true;
+            }
+        }
+        Some(wrote)
+    })
 }
 
 fn unwritable() -> Resp {
