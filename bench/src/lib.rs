@@ -104,3 +104,7 @@ pub fn key_index(n: usize) -> (Arc<MemoryIndex>, Vec<String>) {
     }
     (Arc::new(index), sample)
 }
+
+/// The workload harness behind the `portcullis-bench` binary: real servers,
+/// real stores, open- and closed-loop load, reports (see docs/benchmarking.md).
+pub mod harness;
