@@ -135,8 +135,6 @@ pub(crate) struct JwtSigner {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct CertFixture {
     pub(crate) cert_file: PathBuf,
 }
@@ -186,8 +184,6 @@ pub(crate) struct JwtRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct CertRequest {
     pub(crate) cert: String,
     /// `xfcc` (default) or `pem_header:NAME`.

@@ -17,7 +17,7 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut out = Vec::new();
     for dir in [
-        root.join("corpus").join(target),
+        root.join("seeds").join(target),
         root.join("regressions").join(target),
     ] {
         if let Ok(rd) = std::fs::read_dir(&dir) {
