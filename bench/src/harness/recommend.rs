@@ -169,7 +169,7 @@ pub fn judge(m: &MechanismResult, w: &Workload) -> Verdict {
             ),
         };
         format!(
-            "{} meets every need: {} CPU per 1,000 decisions, p99 {} at {}, {}.",
+            "{} meets every need: {} of CPU per 1,000 decisions, p99 {} at {}, {}.",
             m.label,
             v.cpu_ms_per_1k.map(ms).unwrap_or_else(|| "n/a".into()),
             v.p99_ms.map(ms).unwrap_or_else(|| "n/a".into()),
@@ -235,7 +235,7 @@ pub fn recommend(results: &[MechanismResult], w: &Workload) -> Recommendation {
         [only] => (
             Some(only.id.clone()),
             format!(
-                "Pick {}: the only mechanism measured that meets every need ({needs}), at {} CPU per 1,000 decisions.",
+                "Pick {}: the only mechanism measured that meets every need ({needs}), at {} of CPU per 1,000 decisions.",
                 only.label,
                 only.cpu_ms_per_1k.map(ms).unwrap_or_else(|| "n/a".into())
             ),
@@ -252,7 +252,7 @@ pub fn recommend(results: &[MechanismResult], w: &Workload) -> Recommendation {
             (
                 Some(best.id.clone()),
                 format!(
-                    "Pick {}: the cheapest of {} mechanisms that meet every need ({needs}), at {} CPU per 1,000 decisions{ratio}.",
+                    "Pick {}: the cheapest of {} mechanisms that meet every need ({needs}), at {} of CPU per 1,000 decisions{ratio}.",
                     best.label,
                     qualifying.len(),
                     best.cpu_ms_per_1k.map(ms).unwrap_or_else(|| "n/a".into())

@@ -495,6 +495,19 @@ fn trim_num(v: f64) -> String {
     }
 }
 
+/// Axis labels for durations: `10 ms`, `2 s`, `15 min`.
+fn short_lag(s: f64) -> String {
+    if s < 1.0 {
+        format!("{} ms", trim_num(s * 1e3))
+    } else if s < 120.0 {
+        format!("{} s", trim_num(s))
+    } else if s < 7200.0 {
+        format!("{} min", trim_num((s / 60.0).round()))
+    } else {
+        format!("{} h", trim_num((s / 3600.0).round()))
+    }
+}
+
 fn throughput_chart(r: &Report) -> String {
     let mut series = Vec::new();
     let mut hi = 0.0f64;
@@ -606,7 +619,7 @@ fn revocation_chart(r: &Report) -> String {
         return String::new();
     }
     let x = Scale::log_around(lo, hi);
-    let ticks = x.ticks(&|v| lag(v));
+    let ticks = x.ticks(&short_lag);
     format!(
         "<figure>{}</figure>",
         svg::bar_chart(
@@ -747,4 +760,155 @@ pub fn html(r: &Report) -> String {
     }
     o.push_str("<p class=\"note\">Raw data: report.json. How to read this report: docs/benchmarking.md.</p></body></html>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::procfs::Environment;
+    use crate::harness::recommend::recommend;
+    use crate::harness::results::{Percentiles, PhaseResult, RevocationResult};
+    use crate::harness::revoke::Revocation;
+    use crate::harness::workload::Workload;
+
+    const W: &str = r#"
+name: synthetic
+description: A synthetic run, to check the renderers.
+needs: {revocation_deadline: 5s, latency_p99: 5ms, expected_rate: 2000}
+mechanisms:
+  - api_key: {backends: [sqlite, postgres], modes: [replica, lookup+cache]}
+  - jwt: {algorithms: [ES256, RS256], cache: true}
+population: {keys: 10000, tokens: 1000, token_ttl: 15m}
+mix: {valid: 0.7, invalid: 0.2, missing: 0.1}
+open_loop: {rates: [1000, 2000, 5000], duration: 8s}
+closed_loop: {connections: 32, duration: 8s}
+"#;
+
+    fn phase(kind: PhaseKind, rate: Option<f64>, tput: f64, base: f64, cpu: f64) -> PhaseResult {
+        let curve = crate::harness::results::curve_quantiles()
+            .into_iter()
+            .map(|q| {
+                [
+                    q,
+                    base * (1.0 + 8.0 * q.powi(8)) + if q >= 1.0 { base * 20.0 } else { 0.0 },
+                ]
+            })
+            .collect();
+        PhaseResult {
+            kind,
+            offered_rate: rate,
+            connections: 64,
+            seconds: 8.0,
+            completed: (tput * 8.0) as u64,
+            errors: 0,
+            wrong: [0; 3],
+            unsent: 0,
+            throughput: tput,
+            latency_ms: Percentiles {
+                p50: base,
+                p90: base * 1.5,
+                p99: base * 4.0,
+                p999: base * 8.0,
+                max: base * 20.0,
+                mean: base * 1.1,
+            },
+            curve,
+            server_cpu_s: cpu * tput * 8.0 / 1e6,
+            client_cpu_s: 1.0,
+            machine_busy: 0.6,
+            cpu_ms_per_1k: Some(cpu),
+        }
+    }
+
+    /// A plausible report: four mechanisms measured, one skipped.
+    pub fn synthetic() -> Report {
+        let w = Workload::parse(W, false).unwrap();
+        let mut ms = Vec::new();
+        for (i, m) in w.mechanisms.iter().enumerate() {
+            let mut r = MechanismResult::new(m, Status::Measured);
+            if i == 2 {
+                r.status = Status::Skipped("set PORTCULLIS_BENCH_POSTGRES".into());
+                ms.push(r);
+                continue;
+            }
+            let base = 0.2 + i as f64 * 0.15;
+            let cpu = 20.0 + i as f64 * 12.0;
+            let max = 9000.0 - i as f64 * 1500.0;
+            for rate in &w.rates {
+                let rate = *rate as f64;
+                let tput = rate.min(max);
+                let b = if rate > max { base * 200.0 } else { base };
+                r.phases
+                    .push(phase(PhaseKind::Open, Some(rate), tput, b, cpu));
+            }
+            r.phases
+                .push(phase(PhaseKind::Closed, None, max, base * 3.0, cpu * 0.9));
+            r.instances = if i == 3 { 2 } else { 1 };
+            r.startup_s = Some(0.05);
+            r.peak_rss_bytes = Some(30 << 20);
+            r.revocation = Some(if m.is_jwt() {
+                RevocationResult::expiry(905.0)
+            } else {
+                let lag = if i == 1 { 2.1 } else { 0.02 };
+                RevocationResult::measured(
+                    vec![Revocation {
+                        lag_s: Some(lag),
+                        per_instance_s: vec![Some(lag)],
+                        visible_s: Some(0.03),
+                    }],
+                    vec![],
+                    30.0,
+                )
+            });
+            ms.push(r);
+        }
+        let rec = recommend(&ms, &w);
+        Report {
+            harness_version: "0".into(),
+            workload: w,
+            environment: Environment {
+                cpu_model: "Test CPU".into(),
+                cores: 2,
+                memory_bytes: 24 << 30,
+                kernel: "6.0".into(),
+                date: "2026-01-01T00:00:00Z".into(),
+                load_average: 0.1,
+                portcullis: "/x/portcullis".into(),
+                portcullis_version: "portcullis 0.1.0".into(),
+                git_commit: Some("abc123".into()),
+                client_threads: 1,
+            },
+            mechanisms: ms,
+            recommendation: rec,
+            notes: vec!["a note".into()],
+            run_seconds: 100.0,
+        }
+    }
+
+    #[test]
+    fn markdown_and_html_carry_the_recommendation_and_charts() {
+        let r = synthetic();
+        let md = markdown(&r);
+        assert!(md.starts_with("# Portcullis benchmark: synthetic"));
+        assert!(md.contains("## Recommendation"));
+        assert!(md.contains(&r.recommendation.summary));
+        for v in &r.recommendation.verdicts {
+            assert!(md.contains(&v.sentence));
+        }
+        assert!(md.contains("skipped: set PORTCULLIS_BENCH_POSTGRES"));
+        let html = html(&r);
+        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+        assert!(html.contains(&esc(&r.recommendation.summary)));
+        assert!(!html.contains("<script"));
+        // The JSON round-trips into the same report.
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(markdown(&back), md);
+        if let Some(dir) = std::env::var_os("PORTCULLIS_BENCH_RENDER_DIR") {
+            let dir = std::path::PathBuf::from(dir);
+            std::fs::write(dir.join("synthetic.html"), &html).unwrap();
+            std::fs::write(dir.join("synthetic.md"), &md).unwrap();
+        }
+    }
 }

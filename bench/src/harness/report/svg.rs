@@ -246,9 +246,9 @@ pub fn line_chart(c: &LineChart<'_>, series: &[Series]) -> String {
         let y = py(*v);
         let _ = write!(
             o,
-            r##"<line x1="{ML}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" class="mk" text-anchor="end">{}</text>"##,
+            r##"<line x1="{ML}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#c00" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" class="mk">{}</text>"##,
             ML + pw,
-            ML + pw - 4.0,
+            ML + 6.0,
             y - 4.0,
             esc(label)
         );
