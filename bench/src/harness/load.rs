@@ -233,7 +233,12 @@ pub async fn open_loop(
     let end = Instant::now();
     // Book every request that was due but never sent, with the wait it had
     // already suffered (a lower bound of its latency).
-    let claimed = next.load(Ordering::Relaxed).min(total);
+    // A phase stopped on purpose (background load) owes nothing after the stop.
+    let claimed = if stop.load(Ordering::Relaxed) {
+        total
+    } else {
+        next.load(Ordering::Relaxed).min(total)
+    };
     for i in claimed..total {
         let intended = due(i);
         if intended >= end {
