@@ -1,0 +1,339 @@
+//! JWT verification cost, per algorithm, next to the bare signature check
+//! of the same key (docs/jwt.md has the figures and how to read them).
+//!
+//! Per algorithm group:
+//! - `sig_aws_lc`: `aws_lc_rs` verifying the token's signature with a key
+//!   parsed once (`ParsedPublicKey::verify_sig` / `hmac::verify`): the floor;
+//! - `jwt_verify`: `JwtVerifier::verify` on a `Request`, cache off: extraction,
+//!   strict parse, header, key choice, signature, claims, identity;
+//! - `overhead_vs_sig`: `jwt_verify` minus `sig_aws_lc`, timed interleaved;
+//! - `jwt_cache_hit`: the same request with the verified-token cache warm;
+//! - `sha256_token`: the cache key alone (SHA-256 over the token);
+//! - `jsonwebtoken_decode`: `jsonwebtoken::decode` with a `DecodingKey`
+//!   built once and default `Validation`, for reference.
+//!
+//! `cargo bench -p portcullis-bench --bench jwt -- --warm-up-time 1 --measurement-time 3`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{self, ParsedPublicKey};
+use b64::decode_b64url;
+use criterion::{criterion_group, criterion_main, Criterion};
+use portcullis_engine::credential::jwt::testing::sign;
+use portcullis_engine::credential::jwt::JwtVerifier;
+use portcullis_engine::credential::Outcome;
+use portcullis_engine::policy::{JwtAlgorithm, JwtDef, JwtKeySource, Source, Span, Spanned};
+use portcullis_engine::Request;
+use serde_json::json;
+
+fn keys_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/data/jwt/keys")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(keys_dir().join(name)).unwrap()
+}
+
+fn def(alg: JwtAlgorithm, keys: JwtKeySource, cache: usize) -> JwtDef {
+    JwtDef {
+        sources: vec![Source::Bearer],
+        issuer: Some("https://issuer.test/".into()),
+        audience: vec!["payments-api".into()],
+        algorithms: vec![alg],
+        keys: Spanned::new(keys, Span::default()),
+        leeway: Duration::from_secs(30),
+        max_lifetime: Some(Duration::from_secs(3600)),
+        require_claims: vec!["sub".into(), "exp".into(), "iat".into()],
+        scopes_claim: Some("scope".into()),
+        principal_claim: "sub".into(),
+        typ: None,
+        max_token_bytes: 8192,
+        cache_size: cache,
+    }
+}
+
+/// Decodes unpadded base64url (the bench's own, to stay off the engine's code).
+mod b64 {
+    pub fn decode_b64url(s: &str) -> Vec<u8> {
+        let val = |c: u8| -> u32 {
+            match c {
+                b'A'..=b'Z' => u32::from(c - b'A'),
+                b'a'..=b'z' => u32::from(c - b'a') + 26,
+                b'0'..=b'9' => u32::from(c - b'0') + 52,
+                b'-' => 62,
+                b'_' => 63,
+                _ => panic!("not base64url"),
+            }
+        };
+        let mut out = Vec::new();
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for c in s.bytes() {
+            acc = (acc << 6) | val(c);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
+            }
+        }
+        out
+    }
+}
+
+enum Bare {
+    Public(ParsedPublicKey),
+    Hmac(Box<aws_lc_rs::hmac::Key>),
+}
+
+impl Bare {
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Bare::Public(k) => k.verify_sig(msg, sig).is_ok(),
+            Bare::Hmac(k) => aws_lc_rs::hmac::verify(k, msg, sig).is_ok(),
+        }
+    }
+}
+
+fn pem_body(pem: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(pem).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    // Standard alphabet with padding → base64url without padding.
+    let url: String = b64
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    decode_b64url(&url)
+}
+
+struct Case {
+    name: &'static str,
+    token: String,
+    verifier: JwtVerifier,
+    cached: JwtVerifier,
+    bare: Bare,
+    jwt_key: jsonwebtoken::DecodingKey,
+    jwt_alg: jsonwebtoken::Algorithm,
+}
+
+fn cases() -> Vec<Case> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": "https://issuer.test/",
+        "aud": "payments-api",
+        "sub": "user-1",
+        "iat": now - 10,
+        "exp": now + 3000,
+        "scope": "charges:read refunds:write",
+        "jti": "bench-token-1",
+    });
+    let hs_secret: Vec<u8> = (0u8..32).collect();
+    let hs_var = "PORTCULLIS_BENCH_HS256_SECRET";
+    // base64url of the bytes 0..32; set before the verifiers load it.
+    std::env::set_var(
+        hs_var,
+        "base64url:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+    );
+    let specs: Vec<(&'static str, JwtAlgorithm, &str, jsonwebtoken::Algorithm)> = vec![
+        (
+            "HS256",
+            JwtAlgorithm::HS256,
+            "",
+            jsonwebtoken::Algorithm::HS256,
+        ),
+        (
+            "RS256",
+            JwtAlgorithm::RS256,
+            "rsa",
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        (
+            "PS256",
+            JwtAlgorithm::PS256,
+            "rsa",
+            jsonwebtoken::Algorithm::PS256,
+        ),
+        (
+            "ES256",
+            JwtAlgorithm::ES256,
+            "ec256",
+            jsonwebtoken::Algorithm::ES256,
+        ),
+        (
+            "ES384",
+            JwtAlgorithm::ES384,
+            "ec384",
+            jsonwebtoken::Algorithm::ES384,
+        ),
+        (
+            "EdDSA",
+            JwtAlgorithm::EdDSA,
+            "ed25519",
+            jsonwebtoken::Algorithm::EdDSA,
+        ),
+    ];
+    specs
+        .into_iter()
+        .map(|(name, alg, key, jwt_alg)| {
+            let (src, signing, bare, jwt_key) = if key.is_empty() {
+                (
+                    JwtKeySource::SecretEnv(hs_var.into()),
+                    hs_secret.clone(),
+                    Bare::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                        aws_lc_rs::hmac::HMAC_SHA256,
+                        &hs_secret,
+                    ))),
+                    jsonwebtoken::DecodingKey::from_secret(&hs_secret),
+                )
+            } else {
+                let pub_pem = read(&format!("{key}.pub.pem"));
+                let der = pem_body(&pub_pem);
+                let va: &'static dyn signature::VerificationAlgorithm = match alg {
+                    JwtAlgorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    JwtAlgorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    JwtAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+                    JwtAlgorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+                    _ => &signature::ED25519,
+                };
+                let jwt_key = match alg {
+                    JwtAlgorithm::RS256 | JwtAlgorithm::PS256 => {
+                        jsonwebtoken::DecodingKey::from_rsa_pem(&pub_pem).unwrap()
+                    }
+                    JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => {
+                        jsonwebtoken::DecodingKey::from_ec_pem(&pub_pem).unwrap()
+                    }
+                    _ => jsonwebtoken::DecodingKey::from_ed_pem(&pub_pem).unwrap(),
+                };
+                (
+                    JwtKeySource::PemFile(keys_dir().join(format!("{key}.pub.pem"))),
+                    read(&format!("{key}.key.pem")),
+                    Bare::Public(ParsedPublicKey::new(va, &der).unwrap()),
+                    jwt_key,
+                )
+            };
+            let token = sign(alg, &signing, None, None, &claims).unwrap();
+            let verifier = JwtVerifier::new(&def(alg, src.clone(), 0), Path::new(".")).unwrap();
+            let cached = JwtVerifier::new(&def(alg, src, 10_000), Path::new(".")).unwrap();
+            Case {
+                name,
+                token,
+                verifier,
+                cached,
+                bare,
+                jwt_key,
+                jwt_alg,
+            }
+        })
+        .collect()
+}
+
+fn request(token: &str) -> Request {
+    let mut r = Request {
+        method: "GET".into(),
+        path: "/v1/charges/ch_1".into(),
+        ..Request::default()
+    };
+    r.headers.append("authorization", format!("Bearer {token}"));
+    r.headers.append("accept", "application/json");
+    r.headers.append("user-agent", "bench/1.0");
+    r
+}
+
+fn bench(c: &mut Criterion) {
+    for case in cases() {
+        let req = request(&case.token);
+        let (input, sig_b64) = case.token.rsplit_once('.').unwrap();
+        let sig = decode_b64url(sig_b64);
+        let now = SystemTime::now();
+        assert!(case.bare.verify(input.as_bytes(), &sig), "{}", case.name);
+        assert!(
+            matches!(case.verifier.verify(&req, now), Outcome::Valid(_)),
+            "{}",
+            case.name
+        );
+        assert!(
+            matches!(case.cached.verify(&req, now), Outcome::Valid(_)),
+            "{}",
+            case.name
+        );
+        let mut validation = jsonwebtoken::Validation::new(case.jwt_alg);
+        validation.set_audience(&["payments-api"]);
+        validation.set_issuer(&["https://issuer.test/"]);
+        jsonwebtoken::decode::<serde_json::Value>(&case.token, &case.jwt_key, &validation).unwrap();
+
+        let mut g = c.benchmark_group(format!("jwt/{}", case.name));
+        g.bench_function("sig_aws_lc", |b| {
+            b.iter(|| {
+                black_box(
+                    case.bare
+                        .verify(black_box(input.as_bytes()), black_box(&sig)),
+                )
+            })
+        });
+        g.bench_function("jwt_verify", |b| {
+            b.iter(|| black_box(case.verifier.verify(black_box(&req), now)))
+        });
+        // The JWT cost above the bare signature, measured directly: each
+        // iteration times one verify and one bare signature check back to
+        // back and keeps the difference, so load that shifts both (a shared
+        // machine) cancels out instead of skewing two separate benchmarks.
+        g.bench_function("overhead_vs_sig", |b| {
+            b.iter_custom(|iters| {
+                let (mut full, mut bare) = (Duration::ZERO, Duration::ZERO);
+                for _ in 0..iters {
+                    let t0 = std::time::Instant::now();
+                    black_box(case.verifier.verify(black_box(&req), now));
+                    let t1 = std::time::Instant::now();
+                    black_box(
+                        case.bare
+                            .verify(black_box(input.as_bytes()), black_box(&sig)),
+                    );
+                    let t2 = std::time::Instant::now();
+                    full += t1 - t0;
+                    bare += t2 - t1;
+                }
+                full.saturating_sub(bare)
+            })
+        });
+        g.bench_function("jwt_cache_hit", |b| {
+            b.iter(|| black_box(case.cached.verify(black_box(&req), now)))
+        });
+        // The cache key alone (SHA-256 of the token), for reading the hit cost.
+        g.bench_function("sha256_token", |b| {
+            b.iter(|| {
+                black_box(aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    black_box(case.token.as_bytes()),
+                ))
+            })
+        });
+        g.bench_function("jsonwebtoken_decode", |b| {
+            b.iter(|| {
+                black_box(jsonwebtoken::decode::<serde_json::Value>(
+                    black_box(&case.token),
+                    &case.jwt_key,
+                    &validation,
+                ))
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,344 @@
+//! The claims set, read after the signature verified, and checked against
+//! the credential's rules. Read with a map visitor that refuses duplicate
+//! members and keeps only the members a rule looks at (as raw JSON, typed
+//! afterwards, since a configured claim name may coincide with a registered one).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::json::{NumericDate, OneOrMany, SeenNames, Str};
+
+/// What the rules need from a credential definition, prepared at load.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub issuer: Option<String>,
+    pub audience: Vec<String>,
+    pub leeway: f64,
+    pub max_lifetime: Option<f64>,
+    /// Claims that must be present (not null); at most 64.
+    pub require: Vec<String>,
+    pub principal: String,
+    pub scopes: Option<String>,
+}
+
+/// Raw members of interest, borrowed from the decoded payload.
+#[derive(Default)]
+struct Raw<'a> {
+    exp: Option<&'a RawValue>,
+    nbf: Option<&'a RawValue>,
+    iat: Option<&'a RawValue>,
+    iss: Option<&'a RawValue>,
+    aud: Option<&'a RawValue>,
+    jti: Option<&'a RawValue>,
+    principal: Option<&'a RawValue>,
+    scopes: Option<&'a RawValue>,
+    /// Bit i set: `require[i]` is present and not null.
+    required: u64,
+}
+
+/// A verified token's facts, once the rules passed their type checks.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub exp: Option<f64>,
+    pub nbf: Option<f64>,
+    pub iat: Option<f64>,
+    pub principal: Arc<str>,
+    pub scopes: Option<Arc<[String]>>,
+    pub jti: Option<Arc<str>>,
+}
+
+/// Why a claims set was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimsError {
+    /// Expired (`exp` + leeway is past): `credential_expired`.
+    Expired,
+    /// Not yet valid (`nbf` - leeway is ahead): `credential_expired` too.
+    NotYetValid,
+    /// Anything else: `credential_invalid`, with a detail for traces.
+    Invalid(&'static str),
+}
+
+fn invalid(msg: &'static str) -> ClaimsError {
+    ClaimsError::Invalid(msg)
+}
+
+struct RawSeed<'r>(&'r Rules);
+
+impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
+    type Value = Raw<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(RawVisitor(self.0))
+    }
+}
+
+struct RawVisitor<'r>(&'r Rules);
+
+const DUPLICATE: &str = "duplicate member";
+
+impl<'de> Visitor<'de> for RawVisitor<'_> {
+    type Value = Raw<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a jwt claims object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let rules = self.0;
+        let mut raw = Raw::default();
+        let mut seen = SeenNames::default();
+        while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
+            let key = name.clone();
+            if !seen.insert(name) {
+                return Err(de::Error::custom(DUPLICATE));
+            }
+            let key = key.as_ref();
+            let mut bits = 0u64;
+            for (i, r) in rules.require.iter().enumerate() {
+                if r == key {
+                    bits |= 1 << i;
+                }
+            }
+            let registered = matches!(key, "exp" | "nbf" | "iat" | "iss" | "aud" | "jti");
+            let is_principal = key == rules.principal;
+            let is_scopes = rules.scopes.as_deref() == Some(key);
+            if !(registered || is_principal || is_scopes || bits != 0) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let v: &'de RawValue = map.next_value()?;
+            if v.get() != "null" {
+                raw.required |= bits;
+            }
+            match key {
+                "exp" => raw.exp = Some(v),
+                "nbf" => raw.nbf = Some(v),
+                "iat" => raw.iat = Some(v),
+                "iss" => raw.iss = Some(v),
+                "aud" => raw.aud = Some(v),
+                "jti" => raw.jti = Some(v),
+                _ => {}
+            }
+            if is_principal {
+                raw.principal = Some(v);
+            }
+            if is_scopes {
+                raw.scopes = Some(v);
+            }
+        }
+        Ok(raw)
+    }
+}
+
+fn typed<'a, T: serde::Deserialize<'a>>(
+    v: Option<&'a RawValue>,
+    msg: &'static str,
+) -> Result<Option<T>, ClaimsError> {
+    v.map(|v| serde_json::from_str(v.get()).map_err(|_| invalid(msg)))
+        .transpose()
+}
+
+/// Reads and checks a claims set. `now` is seconds since the epoch.
+pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsError> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let raw = RawSeed(rules).deserialize(&mut de).map_err(|e| {
+        if super::header::is_duplicate(&e) {
+            invalid("jwt claims have a duplicate member")
+        } else {
+            invalid("jwt claims are not a valid json object")
+        }
+    })?;
+    de.end()
+        .map_err(|_| invalid("jwt claims are not a valid json object"))?;
+
+    // Types first: a claim of the wrong type denies whatever its value says.
+    let exp: Option<NumericDate> = typed(raw.exp, "`exp` is not a number")?;
+    let nbf: Option<NumericDate> = typed(raw.nbf, "`nbf` is not a number")?;
+    let iat: Option<NumericDate> = typed(raw.iat, "`iat` is not a number")?;
+    let iss: Option<Str<'_>> = typed(raw.iss, "`iss` is not a string")?;
+    let aud: Option<OneOrMany<'_>> = typed(raw.aud, "`aud` is not a string or array of strings")?;
+    let jti: Option<Str<'_>> = typed(raw.jti, "`jti` is not a string")?;
+    let principal: Option<Str<'_>> = typed(raw.principal, "principal claim is not a string")?;
+    let scopes: Option<OneOrMany<'_>> = typed(
+        raw.scopes,
+        "scopes claim is not a string or array of strings",
+    )?;
+
+    let want = if rules.require.len() >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << rules.require.len()) - 1
+    };
+    if raw.required & want != want {
+        return Err(invalid("a required claim is missing"));
+    }
+
+    let (exp, nbf, iat) = (exp.map(|d| d.0), nbf.map(|d| d.0), iat.map(|d| d.0));
+    let leeway = rules.leeway;
+    if let Some(exp) = exp {
+        // RFC 7519 4.1.4: the current time must be before `exp`.
+        if now >= exp + leeway {
+            return Err(ClaimsError::Expired);
+        }
+    }
+    if let Some(nbf) = nbf {
+        if now + leeway < nbf {
+            return Err(ClaimsError::NotYetValid);
+        }
+    }
+    if let Some(iat) = iat {
+        if iat > now + leeway {
+            return Err(invalid("`iat` is in the future"));
+        }
+    }
+    if let Some(max) = rules.max_lifetime {
+        match (iat, exp) {
+            (Some(iat), Some(exp)) if exp - iat <= max => {}
+            (Some(_), Some(_)) => return Err(invalid("token lifetime exceeds `max_lifetime`")),
+            _ => return Err(invalid("`max_lifetime` needs both `iat` and `exp`")),
+        }
+    }
+    if let Some(want) = &rules.issuer {
+        match &iss {
+            Some(s) if s.as_str() == want => {}
+            Some(_) => return Err(invalid("`iss` is not the configured issuer")),
+            None => return Err(invalid("`iss` is missing")),
+        }
+    }
+    if !rules.audience.is_empty() {
+        let ok = match &aud {
+            None => return Err(invalid("`aud` is missing")),
+            Some(OneOrMany::One(a)) => rules.audience.iter().any(|w| w == a.as_str()),
+            Some(OneOrMany::Many(list)) => list
+                .iter()
+                .any(|a| rules.audience.iter().any(|w| w == a.as_str())),
+        };
+        if !ok {
+            return Err(invalid("`aud` does not name this audience"));
+        }
+    }
+    let principal = match principal {
+        Some(p) if !p.as_str().is_empty() => Arc::<str>::from(p.as_str()),
+        Some(_) => return Err(invalid("principal claim is empty")),
+        None => return Err(invalid("principal claim is missing")),
+    };
+    let scopes = rules.scopes.as_ref().map(|_| -> Arc<[String]> {
+        match &scopes {
+            None => Arc::from(Vec::new()),
+            Some(OneOrMany::One(s)) => s
+                .as_str()
+                .split(' ')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Some(OneOrMany::Many(list)) => list.iter().map(|s| s.as_str().to_owned()).collect(),
+        }
+    });
+    Ok(Claims {
+        exp,
+        nbf,
+        iat,
+        principal,
+        scopes,
+        jti: jti.map(|j| Arc::from(j.as_str())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            issuer: Some("https://iss/".into()),
+            audience: vec!["api".into()],
+            leeway: 30.0,
+            max_lifetime: None,
+            require: vec!["sub".into(), "exp".into()],
+            principal: "sub".into(),
+            scopes: Some("scope".into()),
+        }
+    }
+
+    fn ok(j: &str) -> Claims {
+        check(j.as_bytes(), &rules(), 1000.0).unwrap()
+    }
+
+    fn err(j: &str) -> ClaimsError {
+        check(j.as_bytes(), &rules(), 1000.0).unwrap_err()
+    }
+
+    const BASE: &str = r#""iss":"https://iss/","aud":"api","sub":"u1","exp":2000"#;
+
+    #[test]
+    fn accepts_and_reads_scopes() {
+        let c = ok(&format!(r#"{{{BASE},"scope":"a  b"}}"#));
+        assert_eq!(&*c.principal, "u1");
+        assert_eq!(c.scopes.unwrap().to_vec(), vec!["a", "b"]);
+        let c = ok(&format!(r#"{{{BASE},"scope":["a","b c"]}}"#));
+        assert_eq!(c.scopes.unwrap().to_vec(), vec!["a", "b c"]);
+        let c = ok(&format!("{{{BASE}}}"));
+        assert!(c.scopes.unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_wrong_types_and_values() {
+        assert_eq!(
+            err(&format!(r#"{{{BASE},"scope":1}}"#)),
+            invalid("scopes claim is not a string or array of strings")
+        );
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"u1","exp":"2000"}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":["https://iss/"],"aud":"api","sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://ISS/","aud":"api","sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":["x",1],"sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":[],"sub":"u1","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"","exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":null,"exp":2000}"#),
+            ClaimsError::Invalid(_)
+        ));
+        assert!(matches!(
+            err(&format!(r#"{{{BASE},"sub":"u2"}}"#)),
+            ClaimsError::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn time_rules() {
+        assert_eq!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":970}"#),
+            ClaimsError::Expired
+        );
+        // Within leeway.
+        let _ = ok(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":971}"#);
+        assert_eq!(
+            err(&format!(r#"{{{BASE},"nbf":1031}}"#)),
+            ClaimsError::NotYetValid
+        );
+        let _ = ok(&format!(r#"{{{BASE},"nbf":1030}}"#));
+        assert!(matches!(
+            err(&format!(r#"{{{BASE},"nbf":"0"}}"#)),
+            ClaimsError::Invalid(_)
+        ));
+    }
+}
