@@ -208,3 +208,82 @@ pub fn header_extraction(data: &[u8]) {
     assert!(!d.allow);
     assert_ne!(d.reason, Reason::Allowed);
 }
+
+fn jwt_verifier() -> &'static crate::credential::jwt::JwtVerifier {
+    use crate::policy::{JwtAlgorithm, JwtDef, JwtKeySource, Span, Spanned};
+    static V: OnceLock<crate::credential::jwt::JwtVerifier> = OnceLock::new();
+    V.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/keys");
+        let def = JwtDef {
+            sources: vec![Source::Bearer],
+            issuer: None,
+            audience: vec![],
+            algorithms: vec![JwtAlgorithm::ES256],
+            keys: Spanned::new(
+                JwtKeySource::PemFile(dir.join("ec256.pub.pem")),
+                Span::default(),
+            ),
+            leeway: std::time::Duration::from_secs(30),
+            max_lifetime: None,
+            require_claims: vec![],
+            scopes_claim: None,
+            principal_claim: "sub".into(),
+            typ: None,
+            max_token_bytes: 8192,
+            cache_size: 0,
+        };
+        match crate::credential::jwt::JwtVerifier::new(&def, &dir) {
+            Ok(v) => v,
+            Err(e) => panic!("fuzz jwt verifier: {e}"),
+        }
+    })
+}
+
+/// JWT compact tokens: never a panic, and never a valid outcome unless the
+/// ES256 signature verifies under the configured key, checked independently
+/// with `ring`.
+pub fn jwt_compact(data: &[u8]) {
+    use base64::Engine as _;
+    use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    if let crate::credential::Outcome::Valid(_) = jwt_verifier().verify_token(token, now) {
+        let (signing_input, sig) = token.rsplit_once('.').unwrap_or_default();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap_or_default();
+        // Public key point from the checked-in JWK (x, y) in uncompressed form.
+        let jwk: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/jwt/keys/ec256.jwk.json"))
+                .unwrap_or_default();
+        let coord = |k: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwk.get(k).and_then(|v| v.as_str()).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        let mut point = vec![4u8];
+        point.extend(coord("x"));
+        point.extend(coord("y"));
+        let ok = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            .verify(signing_input.as_bytes(), &sig)
+            .is_ok();
+        assert!(
+            ok,
+            "a token without a valid signature was accepted: {token:?}"
+        );
+    }
+}
+
+/// XFCC and PEM client-certificate headers: the parsers never panic, and the
+/// XFCC parser trusts only the last element.
+pub fn client_cert_headers(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(el) = crate::credential::mtls::xfcc::parse_last(text) {
+        let _ = format!("{el:?}");
+    }
+    let _ = crate::credential::mtls::pem::certificates(text);
+}

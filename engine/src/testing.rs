@@ -122,8 +122,6 @@ struct RateFixture {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct JwtSigner {
     pub(crate) alg: String,
     /// PEM private key (relative to the test file).
@@ -172,8 +170,6 @@ struct CaseRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-// Read once the JWT and mTLS credentials wire their test helpers in.
-#[allow(dead_code)]
 pub(crate) struct JwtRequest {
     pub(crate) signer: String,
     pub(crate) claims: serde_json::Value,

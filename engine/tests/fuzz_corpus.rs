@@ -67,3 +67,33 @@ fn api_key_format() {
 fn header_extraction() {
     replay("header_extraction", fuzzing::header_extraction);
 }
+
+#[test]
+fn jwt_compact() {
+    replay("jwt_compact", fuzzing::jwt_compact);
+}
+
+#[test]
+fn client_cert_headers() {
+    replay("client_cert_headers", fuzzing::client_cert_headers);
+}
+
+/// The JWT harness's independent signature check runs on a token that is valid.
+#[test]
+fn jwt_compact_checks_valid_tokens_independently() {
+    use portcullis_engine::credential::jwt::testing::sign;
+    use portcullis_engine::policy::JwtAlgorithm;
+    let key = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/keys/ec256.key.pem"),
+    )
+    .unwrap();
+    let token = sign(
+        JwtAlgorithm::ES256,
+        &key,
+        None,
+        None,
+        &serde_json::json!({"sub": "x", "exp": 1_900_000_000u64}),
+    )
+    .unwrap();
+    fuzzing::jwt_compact(token.as_bytes());
+}

@@ -12,8 +12,7 @@
 //! - while no set was ever loaded, with a backoff from 1 s.
 //!
 //! A failed fetch or a body that does not parse keeps the last good set.
-//! Wiring (server `serve`): `mod jwks;` and, with the shutdown watch,
-//! `let jwks_task = jwks::spawn_jwks_refresher(shutdown_rx.clone());`.
+//! Wired in `serve`: one refresher task per process, stopped with the server.
 
 use std::collections::HashMap;
 use std::sync::Arc;

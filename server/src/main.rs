@@ -1,5 +1,19 @@
-// Wired into `serve` by the server issue (see jwks.rs, "Wiring").
-#[allow(dead_code)]
-mod jwks;
+//! `portcullis`: parse the command line and hand over to the library.
+#![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use portcullis_server::cli::{Cli, Command};
+use portcullis_server::{commands, serve};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Check(args) => commands::check(&args),
+        Command::Test(args) => commands::test(&args),
+        Command::Decide(args) => commands::decide(&args),
+        Command::Keys(args) => commands::keys(&args),
+    }
+}

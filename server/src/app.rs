@@ -1,0 +1,387 @@
+//! The decision listener: `POST /v1/decide`, `/v1/forward-auth`,
+//! `/v1/ext-authz/...`, `/healthz`, `/readyz`, `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH};
+use hyper::{Method, Request, StatusCode};
+use portcullis_engine::{DecideOptions, Decision, Engine};
+
+use crate::cli::ForwardAuthMode;
+use crate::client_addr::{client_ip, decision_host, TrustedProxies};
+use crate::decision_log::DecisionLog;
+use crate::metrics::{Endpoint, Metrics};
+use crate::reload::Reloader;
+use crate::respond::{self, Resp, Style, X_ENVOY_AUTH_HEADERS_TO_REMOVE};
+use crate::translate;
+
+/// The prefix Envoy is configured with (`path_prefix: /v1/ext-authz`).
+pub const EXT_AUTHZ_PREFIX: &str = "/v1/ext-authz";
+
+/// Settings of the decision listener.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub trusted: TrustedProxies,
+    pub forward_mode: ForwardAuthMode,
+    pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+}
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// Is the peer a trusted proxy (its forwarding headers are believed)?
+    pub trusted: bool,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    log: DecisionLog,
+    reloader: Arc<Reloader>,
+}
+
+/// The decision service: cheap to clone, one per connection.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+impl App {
+    pub fn new(
+        engine: Arc<Engine>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        log: DecisionLog,
+        reloader: Arc<Reloader>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                settings,
+                metrics,
+                log,
+                reloader,
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    pub fn peer(&self, addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            trusted: self.inner.settings.trusted.contains(addr.ip()),
+        }
+    }
+
+    pub async fn handle(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+        let path = req.uri().path();
+        match path {
+            "/v1/decide" => match *req.method() {
+                Method::POST => self.decide_api(req).await,
+                _ => respond::method_not_allowed("POST"),
+            },
+            "/v1/forward-auth" => self.forward_auth(peer, req).await,
+            p if p == EXT_AUTHZ_PREFIX
+                || p.strip_prefix(EXT_AUTHZ_PREFIX)
+                    .is_some_and(|rest| rest.starts_with('/')) =>
+            {
+                self.ext_authz(peer, req).await
+            }
+            "/healthz" => read_only(&req, || {
+                respond::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+            }),
+            "/readyz" => read_only(&req, || {
+                respond::json(StatusCode::OK, &self.inner.reloader.readiness())
+            }),
+            "/metrics" => read_only(&req, || {
+                respond::text(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    self.inner.metrics.encode(),
+                )
+            }),
+            _ => respond::not_found(),
+        }
+    }
+
+    /// Every decision goes through here.
+    ///
+    /// The engine decides in memory, in microseconds, so this calls it on
+    /// the async worker. A key store that blocks (a network lookup on a
+    /// cache miss) would move the call into `tokio::task::spawn_blocking`
+    /// here, which is why the request is taken by value.
+    async fn decide(
+        &self,
+        endpoint: Endpoint,
+        request: portcullis_engine::Request,
+        explain: bool,
+    ) -> Decision {
+        let start = Instant::now();
+        let d = self
+            .inner
+            .engine
+            .decide_with(&request, &DecideOptions { explain, now: None });
+        let took = start.elapsed();
+        self.inner.metrics.record_decision(endpoint, &d, took);
+        self.inner.log.record(endpoint, &d, took);
+        d
+    }
+
+    fn bad_request(
+        &self,
+        endpoint: Endpoint,
+        kind: &'static str,
+        status: StatusCode,
+        message: &str,
+    ) -> Resp {
+        self.inner
+            .metrics
+            .record_bad_request(endpoint.as_str(), kind);
+        tracing::debug!(endpoint = endpoint.as_str(), kind, "bad request");
+        respond::error(status, message)
+    }
+
+    async fn decide_api(&self, req: Request<Incoming>) -> Resp {
+        let explain = query_flag(req.uri().query(), "explain");
+        let body = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let request = match portcullis_engine::Request::from_json(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                // The message goes back to the caller who sent the body; it is
+                // never logged (serde can quote a string value of the input).
+                return self.bad_request(
+                    Endpoint::Decide,
+                    "malformed",
+                    StatusCode::BAD_REQUEST,
+                    &e.to_string(),
+                );
+            }
+        };
+        let d = self.decide(Endpoint::Decide, request, explain).await;
+        respond::json(StatusCode::OK, &d.to_json())
+    }
+
+    async fn read_body(&self, req: Request<Incoming>) -> Result<Bytes, Resp> {
+        let max = self.inner.settings.max_body_bytes;
+        let too_large = |app: &Self| {
+            let mut r = app.bad_request(
+                Endpoint::Decide,
+                "too_large",
+                StatusCode::BAD_REQUEST,
+                &format!("request body exceeds {max} bytes"),
+            );
+            // The rest of the body is not read: do not reuse the connection.
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            r
+        };
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(too_large(self));
+        }
+        let body = Limited::new(req.into_body(), max);
+        match tokio::time::timeout(self.inner.settings.body_read_timeout, body.collect()).await {
+            Err(_) => {
+                let mut r = self.bad_request(
+                    Endpoint::Decide,
+                    "body_timeout",
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                );
+                r.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                Err(r)
+            }
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(self)),
+            Ok(Err(_)) => Err(self.bad_request(
+                Endpoint::Decide,
+                "body_error",
+                StatusCode::BAD_REQUEST,
+                "request body could not be read",
+            )),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+
+    async fn forward_auth(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+        let style = match query_value(req.uri().query(), "mode") {
+            None => match self.inner.settings.forward_mode {
+                ForwardAuthMode::Standard => Style::Standard,
+                ForwardAuthMode::Nginx => Style::Nginx,
+            },
+            Some("nginx") => Style::Nginx,
+            Some("standard") => Style::Standard,
+            Some(_) => {
+                return self.bad_request(
+                    Endpoint::ForwardAuth,
+                    "bad_mode",
+                    StatusCode::BAD_REQUEST,
+                    "unknown `mode`: use `standard` or `nginx`",
+                )
+            }
+        };
+        // The body (if a gateway sent one) is never read: decisions are on the head.
+        let (parts, _body) = req.into_parts();
+        let target = match translate::target(&parts.headers) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.bad_request(
+                    Endpoint::ForwardAuth,
+                    "missing_target",
+                    StatusCode::BAD_REQUEST,
+                    &e.to_string(),
+                )
+            }
+        };
+        let host = match decision_host(&parts.uri, &parts.headers, peer.trusted) {
+            Ok(h) => h,
+            Err(e) => {
+                return self.bad_request(
+                    Endpoint::ForwardAuth,
+                    "bad_host",
+                    StatusCode::BAD_REQUEST,
+                    &e.to_string(),
+                )
+            }
+        };
+        let request = portcullis_engine::Request {
+            method: target.method,
+            path: target.uri,
+            host,
+            headers: translate::headers(&parts.headers),
+            source_ip: client_ip(peer.addr, &self.inner.settings.trusted, &parts.headers),
+        };
+        let d = self.decide(Endpoint::ForwardAuth, request, false).await;
+        let policy = self.inner.engine.policy();
+        respond::decision(&d, style, None, Some(&policy.identity))
+    }
+
+    async fn ext_authz(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+        let (parts, _body) = req.into_parts();
+        let full = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+        let original = match full.strip_prefix(EXT_AUTHZ_PREFIX) {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => {
+                return self.bad_request(
+                    Endpoint::ExtAuthz,
+                    "missing_target",
+                    StatusCode::BAD_REQUEST,
+                    "the original path must follow `/v1/ext-authz`",
+                )
+            }
+        };
+        let host = match decision_host(&parts.uri, &parts.headers, peer.trusted) {
+            Ok(h) => h,
+            Err(e) => {
+                return self.bad_request(
+                    Endpoint::ExtAuthz,
+                    "bad_host",
+                    StatusCode::BAD_REQUEST,
+                    &e.to_string(),
+                )
+            }
+        };
+        let request = portcullis_engine::Request {
+            method: parts.method.as_str().to_ascii_uppercase(),
+            path: original.to_string(),
+            host,
+            headers: translate::headers(&parts.headers),
+            source_ip: client_ip(peer.addr, &self.inner.settings.trusted, &parts.headers),
+        };
+        let d = self.decide(Endpoint::ExtAuthz, request, false).await;
+        let strip = if d.allow {
+            self.headers_to_remove(&d)
+        } else {
+            None
+        };
+        respond::decision(
+            &d,
+            Style::Envoy,
+            strip.map(|v| (&X_ENVOY_AUTH_HEADERS_TO_REMOVE, v)),
+            None,
+        )
+    }
+
+    /// What Envoy must remove from the upstream request on allow: the
+    /// credential headers (the application never needs the key), and every
+    /// identity header this answer does not set, because Envoy's
+    /// `allowed_upstream_headers` only replaces the headers an answer
+    /// contains and would let a client-supplied `x-auth-consumer` through.
+    fn headers_to_remove(&self, d: &Decision) -> Option<HeaderValue> {
+        let policy = self.inner.engine.policy();
+        let set = d.response_headers();
+        let names = &policy.identity;
+        let mut out: Vec<&str> = policy
+            .credential_headers
+            .iter()
+            .map(String::as_str)
+            .collect();
+        for name in [
+            &names.principal,
+            &names.consumer,
+            &names.scopes,
+            &names.credential,
+        ] {
+            if !set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) && !out.contains(&&**name) {
+                out.push(name);
+            }
+        }
+        if out.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&out.join(", ")).ok()
+    }
+}
+
+fn read_only(req: &Request<Incoming>, f: impl FnOnce() -> Resp) -> Resp {
+    match *req.method() {
+        Method::GET | Method::HEAD => f(),
+        _ => respond::method_not_allowed("GET, HEAD"),
+    }
+}
+
+/// The value of `name` in a query string (first occurrence, not decoded:
+/// the values read here are fixed words).
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// `?explain`, `?explain=true` or `?explain=1`.
+fn query_flag(query: Option<&str>, name: &str) -> bool {
+    matches!(query_value(query, name), Some("" | "true" | "1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        assert!(query_flag(Some("explain=true"), "explain"));
+        assert!(query_flag(Some("a=b&explain"), "explain"));
+        assert!(!query_flag(Some("explain=false"), "explain"));
+        assert!(!query_flag(None, "explain"));
+        assert_eq!(query_value(Some("mode=nginx"), "mode"), Some("nginx"));
+        assert_eq!(query_value(Some("xmode=nginx"), "mode"), None);
+    }
+}

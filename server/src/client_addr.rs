@@ -1,0 +1,250 @@
+//! Which address is the client, and which host it asked for, when requests
+//! come through proxies.
+//!
+//! Forwarding headers are believed only from a trusted peer (a configured
+//! CIDR, loopback by default). `X-Forwarded-For` is walked from the right,
+//! skipping trusted proxies: the first untrusted hop is the client, because
+//! everything to its left was written by the client itself.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hyper::header::{HeaderMap, HeaderName, HOST};
+use hyper::Uri;
+use ipnet::IpNet;
+use portcullis_engine::request::normalize_host;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The proxies whose forwarding headers are believed.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<IpNet>) -> Self {
+        Self(nets)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// IPv4-mapped IPv6 (`::ffff:127.0.0.1`, what a dual-stack socket reports)
+/// is the IPv4 address, so `127.0.0.0/8` matches it.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// The client address for a request that arrived from `peer`.
+///
+/// `None` when a trusted proxy sent a forwarding header we cannot parse:
+/// the address is then unknown, and keys restricted to networks refuse it.
+pub fn client_ip(
+    peer: SocketAddr,
+    trusted: &TrustedProxies,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer_ip = canonical(peer.ip());
+    if !trusted.contains(peer_ip) {
+        return Some(peer_ip);
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        let text = std::str::from_utf8(value.as_bytes()).ok()?;
+        hops.extend(text.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    if !hops.is_empty() {
+        let mut leftmost = peer_ip;
+        for hop in hops.iter().rev() {
+            let ip = parse_hop(hop)?;
+            if !trusted.contains(ip) {
+                return Some(ip);
+            }
+            leftmost = ip;
+        }
+        // Every hop is a trusted proxy: the request started inside.
+        return Some(leftmost);
+    }
+    let mut real = headers.get_all(&X_REAL_IP).iter();
+    match (real.next(), real.next()) {
+        (None, _) => Some(peer_ip),
+        (Some(v), None) => std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|s| parse_hop(s.trim())),
+        // Two X-Real-IP headers: no way to tell which one the proxy wrote.
+        (Some(_), Some(_)) => None,
+    }
+}
+
+/// One `X-Forwarded-For` element: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:443`.
+fn parse_hop(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(canonical(sa.ip()));
+    }
+    None
+}
+
+/// A request's host headers that cannot be read unambiguously.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// `Host` or `X-Forwarded-Host` was given more than once, or is not text.
+    #[error("ambiguous or unreadable `{0}` header")]
+    Ambiguous(&'static str),
+}
+
+/// The host to decide for: `X-Forwarded-Host` from a trusted peer, else
+/// `Host` (HTTP/1.1) or the `:authority` (HTTP/2); lowercase, port stripped.
+pub fn decision_host(
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer_trusted: bool,
+) -> Result<Option<String>, HostError> {
+    if peer_trusted {
+        if let Some(v) = single(headers, &X_FORWARDED_HOST, "x-forwarded-host")? {
+            // A list means chained proxies; the first is what the client asked for.
+            let first = v.split(',').next().unwrap_or("").trim();
+            if !first.is_empty() {
+                return Ok(Some(normalize_host(first)));
+            }
+        }
+    }
+    if let Some(v) = single(headers, &HOST, "host")? {
+        let v = v.trim();
+        if !v.is_empty() {
+            return Ok(Some(normalize_host(v)));
+        }
+    }
+    Ok(uri.authority().map(|a| normalize_host(a.as_str())))
+}
+
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    shown: &'static str,
+) -> Result<Option<&'a str>, HostError> {
+    let mut it = headers.get_all(name).iter();
+    match (it.next(), it.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => std::str::from_utf8(v.as_bytes())
+            .map(Some)
+            .map_err(|_| HostError::Ambiguous(shown)),
+        (Some(_), Some(_)) => Err(HostError::Ambiguous(shown)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> TrustedProxies {
+        TrustedProxies::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ])
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client_whatever_it_says() {
+        let peer: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "10.0.0.1"), ("x-real-ip", "10.0.0.2")]);
+        assert_eq!(client_ip(peer, &loopback(), &h), Some(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn xff_is_walked_from_the_right_skipping_trusted_hops() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let t = TrustedProxies::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]);
+        // The client forged `1.1.1.1`; the trusted proxy appended the real address.
+        let h = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.1.2.3")]);
+        assert_eq!(client_ip(peer, &t, &h), Some(ip("198.51.100.7")));
+        // Repeated headers are one list, in order.
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "198.51.100.8:443"),
+        ]);
+        assert_eq!(client_ip(peer, &t, &h), Some(ip("198.51.100.8")));
+        // All trusted: the leftmost.
+        let h = headers(&[("x-forwarded-for", "10.9.9.9, 127.0.0.1")]);
+        assert_eq!(client_ip(peer, &t, &h), Some(ip("10.9.9.9")));
+    }
+
+    #[test]
+    fn garbage_from_a_trusted_proxy_is_unknown_not_guessed() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "1.1.1.1, unknown")]);
+        assert_eq!(client_ip(peer, &loopback(), &h), None);
+        // Garbage left of the first untrusted hop is never read.
+        let h = headers(&[("x-forwarded-for", "junk, 198.51.100.7")]);
+        assert_eq!(client_ip(peer, &loopback(), &h), Some(ip("198.51.100.7")));
+    }
+
+    #[test]
+    fn x_real_ip_when_no_xff_and_v4_mapped_peers() {
+        let peer: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let h = headers(&[("x-real-ip", "198.51.100.1")]);
+        assert_eq!(client_ip(peer, &loopback(), &h), Some(ip("198.51.100.1")));
+        assert_eq!(
+            client_ip(peer, &loopback(), &HeaderMap::new()),
+            Some(ip("127.0.0.1"))
+        );
+        let h = headers(&[("x-real-ip", "198.51.100.1"), ("x-real-ip", "198.51.100.2")]);
+        assert_eq!(client_ip(peer, &loopback(), &h), None);
+    }
+
+    #[test]
+    fn host_from_forwarded_host_only_when_trusted() {
+        let uri: Uri = "/x".parse().unwrap();
+        let h = headers(&[
+            ("host", "internal:8181"),
+            ("x-forwarded-host", "API.example.com:443"),
+        ]);
+        assert_eq!(
+            decision_host(&uri, &h, true).unwrap().as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            decision_host(&uri, &h, false).unwrap().as_deref(),
+            Some("internal")
+        );
+        let h2: Uri = "http://h2.example.com:8080/x".parse().unwrap();
+        assert_eq!(
+            decision_host(&h2, &HeaderMap::new(), true)
+                .unwrap()
+                .as_deref(),
+            Some("h2.example.com")
+        );
+        let dup = headers(&[("host", "a"), ("host", "b")]);
+        assert!(decision_host(&uri, &dup, false).is_err());
+    }
+}

@@ -1,0 +1,444 @@
+//! Accept loop and connection handling for both listeners: HTTP/1.1 with
+//! keep-alive and HTTP/2 over cleartext (prior knowledge), limits, and
+//! graceful shutdown with a drain deadline.
+//!
+//! Every limit ends in a status or a closed connection, never a hang:
+//! request head too large or too many headers → 431 (hyper); head not
+//! received within `header_read_timeout` → closed; idle keep-alive beyond
+//! `idle_timeout` → closed; body too large → 400, body too slow → 408
+//! (`app`); handler beyond `request_timeout` → 503; connections beyond
+//! `max_connections` → 503 and closed.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::admin::AdminApp;
+use crate::app::{App, Peer};
+use crate::cli::LimitArgs;
+use crate::metrics::Metrics;
+use crate::respond::{self, Resp};
+
+/// What a listener serves.
+#[derive(Clone)]
+pub enum Service {
+    Decision(App),
+    Admin(AdminApp),
+}
+
+impl Service {
+    fn name(&self) -> &'static str {
+        match self {
+            Service::Decision(_) => "decision",
+            Service::Admin(_) => "admin",
+        }
+    }
+
+    fn peer(&self, addr: SocketAddr) -> Peer {
+        match self {
+            Service::Decision(app) => app.peer(addr),
+            Service::Admin(_) => Peer {
+                addr,
+                trusted: false,
+            },
+        }
+    }
+
+    async fn call(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+        match self {
+            Service::Decision(app) => app.handle(peer, req).await,
+            Service::Admin(admin) => admin.handle(req).await,
+        }
+    }
+}
+
+/// Connections refused at the limit get a short 503 from a small pool of
+/// their own; beyond that pool they are closed at once.
+const REFUSAL_SLOTS: usize = 64;
+
+/// What one connection has done, for the idle and head-read timeouts.
+///
+/// hyper's own `header_read_timeout` also runs while a keep-alive connection
+/// is idle, which would force the idle timeout down to the head timeout;
+/// tracking activity here lets each have its own value.
+#[derive(Default)]
+struct Activity {
+    /// Reads that returned data.
+    reads: AtomicU64,
+    /// `reads` when the last response was produced.
+    quiet_reads: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    /// The connection began with the HTTP/2 preface.
+    h2: AtomicBool,
+}
+
+/// Marks a request in flight for as long as it lives (also when cancelled).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(a: &Arc<Activity>) -> Self {
+        a.requests.fetch_add(1, Ordering::Relaxed);
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(a))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.quiet_reads
+            .store(a.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A TCP stream that counts reads.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let fresh = buf.filled().get(before..).unwrap_or_default();
+            if !fresh.is_empty() {
+                let a = &self.activity;
+                if a.reads.fetch_add(1, Ordering::Relaxed) == 0
+                    && fresh.starts_with(b"PRI * HTTP/2")
+                {
+                    a.h2.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// A request is being handled.
+    Busy,
+    /// Keep-alive, nothing happening.
+    Idle,
+}
+
+/// Decides when a connection has waited too long for a head or sat idle too long.
+struct Supervisor {
+    activity: Arc<Activity>,
+    head_timeout: Duration,
+    idle_timeout: Duration,
+    phase: Phase,
+    since: Instant,
+}
+
+impl Supervisor {
+    fn new(activity: Arc<Activity>, limits: &LimitArgs, now: Instant) -> Self {
+        Self {
+            activity,
+            head_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            // A new connection owes us a request head.
+            phase: Phase::Head,
+            since: now,
+        }
+    }
+
+    fn period(&self) -> Duration {
+        (self.head_timeout.min(self.idle_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    fn check(&mut self, now: Instant) -> Option<&'static str> {
+        let a = &self.activity;
+        let phase = if a.in_flight.load(Ordering::Acquire) > 0 {
+            Phase::Busy
+        } else if a.h2.load(Ordering::Relaxed) {
+            // HTTP/2 has no head phase between streams; hyper bounds header lists.
+            Phase::Idle
+        } else if a.requests.load(Ordering::Relaxed) == 0
+            || a.reads.load(Ordering::Relaxed) > a.quiet_reads.load(Ordering::Relaxed)
+        {
+            Phase::Head
+        } else {
+            Phase::Idle
+        };
+        if phase != self.phase {
+            self.phase = phase;
+            self.since = now;
+        }
+        // Trickled bytes never reset the head clock: that is the slowloris.
+        let waited = now.saturating_duration_since(self.since);
+        match phase {
+            Phase::Busy => None,
+            Phase::Head => {
+                (waited > self.head_timeout).then_some("request head not received in time")
+            }
+            Phase::Idle => (waited > self.idle_timeout).then_some("idle timeout"),
+        }
+    }
+}
+
+fn builder(limits: &LimitArgs) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    // hyper answers 431 when the head does not fit the read buffer or has
+    // too many headers; its minimum buffer is 8 KiB.
+    b.http1()
+        .keep_alive(true)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .header_read_timeout(None);
+    b.http2()
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .timer(TokioTimer::new());
+    b
+}
+
+fn timed_out() -> Resp {
+    respond::error(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
+}
+
+/// Serves `listener` until `shutdown` turns true, then stops accepting and
+/// drains in-flight requests for at most `limits.shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    service: Service,
+    limits: LimitArgs,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = service.name();
+    let builder = builder(&limits);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
+    let limits = Arc::new(limits);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut shutdown) => break,
+        };
+        let (stream, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            metrics.connection_refused(name);
+            if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(slot);
+                });
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::default());
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            activity: Arc::clone(&activity),
+        });
+        let peer = service.peer(addr);
+        let svc_service = service.clone();
+        let svc_activity = Arc::clone(&activity);
+        let request_timeout = limits.request_timeout;
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let service = svc_service.clone();
+            let in_flight = InFlight::begin(&svc_activity);
+            async move {
+                let resp =
+                    match tokio::time::timeout(request_timeout, service.call(peer, req)).await {
+                        Ok(r) => r,
+                        Err(_) => timed_out(),
+                    };
+                drop(in_flight);
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(io, svc).into_owned());
+        let metrics = Arc::clone(&metrics);
+        let limits = Arc::clone(&limits);
+        tokio::spawn(async move {
+            metrics.connection_opened(name);
+            let mut supervisor = Supervisor::new(activity, &limits, Instant::now());
+            let mut tick = tokio::time::interval(supervisor.period());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(conn);
+            loop {
+                tokio::select! {
+                    result = &mut conn => {
+                        if let Err(e) = result {
+                            tracing::debug!(listener = name, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = tick.tick() => {
+                        if let Some(why) = supervisor.check(Instant::now()) {
+                            tracing::debug!(listener = name, reason = why, "closing connection");
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(permit);
+            metrics.connection_closed(name);
+        });
+    }
+    drop(listener);
+    tracing::info!(listener = name, "draining connections");
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            grace = ?limits.shutdown_grace,
+            "drain deadline passed; closing remaining connections"
+        );
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers a connection over the limit with a 503 and closes it, reading
+/// what the client sent first so the close is not a reset that loses the answer.
+async fn refuse(mut stream: TcpStream) {
+    let body = r#"{"error":"too many open connections"}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len(),
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut sink)).await;
+        stream.write_all(head.as_bytes()).await?;
+        stream.shutdown().await?;
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(head: u64, idle: u64) -> LimitArgs {
+        LimitArgs {
+            header_read_timeout: Duration::from_secs(head),
+            idle_timeout: Duration::from_secs(idle),
+            ..LimitArgs::default()
+        }
+    }
+
+    #[test]
+    fn new_connection_must_send_a_head_in_time() {
+        let t0 = Instant::now();
+        let a = Arc::new(Activity::default());
+        let mut s = Supervisor::new(Arc::clone(&a), &limits(10, 60), t0);
+        assert_eq!(s.check(t0 + Duration::from_secs(5)), None);
+        // Trickling bytes does not help.
+        a.reads.fetch_add(3, Ordering::Relaxed);
+        assert!(s.check(t0 + Duration::from_secs(11)).is_some());
+    }
+
+    #[test]
+    fn idle_keep_alive_has_its_own_timeout() {
+        let t0 = Instant::now();
+        let a = Arc::new(Activity::default());
+        let mut s = Supervisor::new(Arc::clone(&a), &limits(10, 60), t0);
+        a.reads.fetch_add(1, Ordering::Relaxed);
+        let req = InFlight::begin(&a);
+        assert_eq!(s.check(t0 + Duration::from_secs(1)), None);
+        // A long request is the request timeout's business, not ours.
+        assert_eq!(s.check(t0 + Duration::from_secs(100)), None);
+        drop(req);
+        let idle_from = t0 + Duration::from_secs(101);
+        assert_eq!(s.check(idle_from), None);
+        assert_eq!(s.check(idle_from + Duration::from_secs(30)), None);
+        assert!(s.check(idle_from + Duration::from_secs(61)).is_some());
+    }
+
+    #[test]
+    fn next_head_after_idle_gets_the_head_timeout() {
+        let t0 = Instant::now();
+        let a = Arc::new(Activity::default());
+        let mut s = Supervisor::new(Arc::clone(&a), &limits(10, 60), t0);
+        a.reads.fetch_add(1, Ordering::Relaxed);
+        drop(InFlight::begin(&a));
+        assert_eq!(s.check(t0 + Duration::from_secs(1)), None);
+        a.reads.fetch_add(1, Ordering::Relaxed);
+        let head_from = t0 + Duration::from_secs(2);
+        assert_eq!(s.check(head_from), None);
+        assert!(s.check(head_from + Duration::from_secs(11)).is_some());
+    }
+}

@@ -1,0 +1,292 @@
+//! Prometheus metrics (OpenMetrics text at `GET /metrics`).
+//!
+//! Label values come from the policy (route and credential names) and from
+//! fixed sets, never from requests, so cardinality is bounded by the policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_engine::Decision;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Which endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Decide,
+    ForwardAuth,
+    ExtAuthz,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Decide => "decide",
+            Endpoint::ForwardAuth => "forward_auth",
+            Endpoint::ExtAuthz => "ext_authz",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabels {
+    endpoint: &'static str,
+    verdict: &'static str,
+    reason: &'static str,
+    route: Arc<str>,
+    credential: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BadRequestLabels {
+    endpoint: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+    trigger: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConnLabels {
+    listener: &'static str,
+    result: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    latency: [Histogram; 3],
+    bad_requests: Family<BadRequestLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    generation: Gauge,
+    last_reload_ok: Gauge,
+    last_reload_time: Gauge,
+    open_connections: Family<ListenerLabel, Gauge>,
+    connections: Family<ConnLabels, Counter>,
+    none: Arc<str>,
+}
+
+/// Decision latency buckets, seconds: in-memory decisions take microseconds,
+/// a store lookup milliseconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5,
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Decisions by endpoint, verdict, reason, route and credential",
+            decisions.clone(),
+        );
+        let latency_family = Family::<EndpointLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide one request (engine only, excluding HTTP)",
+            latency_family.clone(),
+        );
+        let latency = [Endpoint::Decide, Endpoint::ForwardAuth, Endpoint::ExtAuthz].map(|e| {
+            latency_family
+                .get_or_create(&EndpointLabel {
+                    endpoint: e.as_str(),
+                })
+                .clone()
+        });
+        let bad_requests = Family::<BadRequestLabels, Counter>::default();
+        registry.register(
+            "bad_requests",
+            "Requests refused before a decision (malformed question, limits)",
+            bad_requests.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reload attempts by result and trigger",
+            reloads.clone(),
+        );
+        let generation = Gauge::default();
+        registry.register(
+            "policy_generation",
+            "Generation of the policy serving now (1 at start, +1 per successful reload)",
+            generation.clone(),
+        );
+        let last_reload_ok = Gauge::default();
+        registry.register(
+            "policy_last_reload_success",
+            "1 if the last reload attempt succeeded (or none was made), 0 if it failed",
+            last_reload_ok.clone(),
+        );
+        last_reload_ok.set(1);
+        let last_reload_time = Gauge::default();
+        registry.register(
+            "policy_last_reload_timestamp_seconds",
+            "Unix time of the last reload attempt",
+            last_reload_time.clone(),
+        );
+        let open_connections = Family::<ListenerLabel, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Open connections by listener",
+            open_connections.clone(),
+        );
+        let connections = Family::<ConnLabels, Counter>::default();
+        registry.register(
+            "connections",
+            "Accepted connections by listener and result (accepted, refused)",
+            connections.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            latency,
+            bad_requests,
+            reloads,
+            generation,
+            last_reload_ok,
+            last_reload_time,
+            open_connections,
+            connections,
+            none: Arc::from(""),
+        }
+    }
+
+    pub fn record_decision(&self, endpoint: Endpoint, d: &Decision, took: Duration) {
+        let labels = DecisionLabels {
+            endpoint: endpoint.as_str(),
+            verdict: if d.allow { "allow" } else { "deny" },
+            reason: d.reason.as_str(),
+            route: d.route.clone().unwrap_or_else(|| Arc::clone(&self.none)),
+            credential: d
+                .credential
+                .clone()
+                .unwrap_or_else(|| Arc::clone(&self.none)),
+        };
+        self.decisions.get_or_create(&labels).inc();
+        let idx = match endpoint {
+            Endpoint::Decide => 0,
+            Endpoint::ForwardAuth => 1,
+            Endpoint::ExtAuthz => 2,
+        };
+        if let Some(h) = self.latency.get(idx) {
+            h.observe(took.as_secs_f64());
+        }
+    }
+
+    /// `kind` is a fixed word (`json`, `too_large`, `missing_target`, ...).
+    pub fn record_bad_request(&self, endpoint: &'static str, kind: &'static str) {
+        self.bad_requests
+            .get_or_create(&BadRequestLabels { endpoint, kind })
+            .inc();
+    }
+
+    pub fn record_reload(&self, ok: bool, trigger: &'static str, generation: u64, at_unix: i64) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                result: if ok { "ok" } else { "error" },
+                trigger,
+            })
+            .inc();
+        self.set_generation(generation);
+        self.last_reload_ok.set(i64::from(ok));
+        self.last_reload_time.set(at_unix);
+    }
+
+    pub fn set_generation(&self, generation: u64) {
+        self.generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    pub fn connection_opened(&self, listener: &'static str) {
+        self.open_connections
+            .get_or_create(&ListenerLabel { listener })
+            .inc();
+        self.connections
+            .get_or_create(&ConnLabels {
+                listener,
+                result: "accepted",
+            })
+            .inc();
+    }
+
+    pub fn connection_closed(&self, listener: &'static str) {
+        self.open_connections
+            .get_or_create(&ListenerLabel { listener })
+            .dec();
+    }
+
+    pub fn connection_refused(&self, listener: &'static str) {
+        self.connections
+            .get_or_create(&ConnLabels {
+                listener,
+                result: "refused",
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            // Writing into a String cannot fail; keep the scrape parseable if it ever does.
+            out.clear();
+            out.push_str("# EOF\n");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_engine::Reason;
+
+    #[test]
+    fn exposes_decisions_reloads_and_connections() {
+        let m = Metrics::new();
+        let mut d = Decision::deny(Reason::InsufficientScope);
+        d.route = Some("charges.read".into());
+        d.credential = Some("partner_key".into());
+        m.record_decision(Endpoint::ForwardAuth, &d, Duration::from_micros(3));
+        m.record_reload(false, "watch", 1, 1_700_000_000);
+        m.connection_opened("decision");
+        let text = m.encode();
+        assert!(text.contains(
+            r#"portcullis_decisions_total{endpoint="forward_auth",verdict="deny",reason="insufficient_scope",route="charges.read",credential="partner_key"} 1"#
+        ), "{text}");
+        assert!(
+            text.contains(r#"portcullis_policy_reloads_total{result="error",trigger="watch"} 1"#)
+        );
+        assert!(text.contains("portcullis_policy_last_reload_success 0"));
+        assert!(text.contains(r#"portcullis_open_connections{listener="decision"} 1"#));
+        assert!(text.contains("portcullis_decision_duration_seconds_bucket"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
