@@ -2,6 +2,7 @@
 //! stime from `/proc/PID/stat`), peak RSS (`VmHWM`), machine-wide busy time
 //! (`/proc/stat`), and the environment a report states.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -71,10 +72,35 @@ fn machine_from_stat(stat: &str) -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
+/// Nanoseconds on CPU per live thread (`/proc/PID/task/TID/schedstat`,
+/// first field): far finer than the 10 ms ticks of `stat`, but a thread
+/// that exits takes its time with it.
+pub fn thread_cpu_ns(pid: &str) -> HashMap<u32, u64> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let ns = std::fs::read_to_string(e.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        if let Some(ns) = ns {
+            out.insert(tid, ns);
+        }
+    }
+    out
+}
+
 /// A process's CPU and the machine's, read together at the edges of a phase.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CpuSample {
+    /// Server utime + stime (seconds, tick resolution, exited threads included).
     pub server: f64,
+    /// Server per-thread CPU (ns, fine resolution, live threads only).
+    pub server_threads: HashMap<u32, u64>,
     pub client: f64,
     pub machine_busy: f64,
     pub machine_total: f64,
@@ -83,11 +109,34 @@ pub struct CpuSample {
 impl CpuSample {
     pub fn take(server_pid: u32) -> Self {
         let (machine_busy, machine_total) = machine_cpu().unwrap_or((0.0, 0.0));
+        let pid = server_pid.to_string();
         CpuSample {
-            server: cpu_seconds(&server_pid.to_string()).unwrap_or(0.0),
+            server: cpu_seconds(&pid).unwrap_or(0.0),
+            server_threads: thread_cpu_ns(&pid),
             client: cpu_seconds("self").unwrap_or(0.0),
             machine_busy,
             machine_total,
+        }
+    }
+
+    /// Server CPU seconds from `before` to `self`: the per-thread sum (fine),
+    /// unless the tick count grew by clearly more (threads that exited in
+    /// between took their time with them), then the ticks.
+    pub fn server_since(&self, before: &CpuSample) -> f64 {
+        let fine: u64 = self
+            .server_threads
+            .iter()
+            .map(|(tid, ns)| {
+                ns.saturating_sub(before.server_threads.get(tid).copied().unwrap_or(0))
+            })
+            .sum();
+        let fine = fine as f64 / 1e9;
+        let coarse = (self.server - before.server).max(0.0);
+        let tick = 1.0 / clock_ticks();
+        if self.server_threads.is_empty() || coarse > fine + 2.0 * tick {
+            coarse
+        } else {
+            fine
         }
     }
 }
@@ -188,6 +237,17 @@ mod tests {
         }
         assert!(x != 1);
         assert!(cpu_seconds("self").is_some());
+        let me = std::process::id().to_string();
+        let threads = thread_cpu_ns(&me);
+        assert!(!threads.is_empty());
+        let a = CpuSample::take(std::process::id());
+        let mut y = 0u64;
+        for i in 0..5_000_000u64 {
+            y = y.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(y != 1);
+        let b = CpuSample::take(std::process::id());
+        assert!(b.server_since(&a) > 0.0);
         assert!(status_bytes("self", "VmHWM").unwrap() > 0);
         let (busy, total) = machine_cpu().unwrap();
         assert!(total >= busy && total > 0.0);

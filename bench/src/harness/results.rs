@@ -178,10 +178,10 @@ impl PhaseResult {
         offered_rate: Option<f64>,
         connections: usize,
         r: &LoadResult,
-        before: CpuSample,
-        after: CpuSample,
+        before: &CpuSample,
+        after: &CpuSample,
     ) -> Self {
-        let server_cpu_s = (after.server - before.server).max(0.0);
+        let server_cpu_s = after.server_since(before);
         let total = after.machine_total - before.machine_total;
         let machine_busy = if total > 0.0 {
             ((after.machine_busy - before.machine_busy) / total).clamp(0.0, 1.0)

@@ -343,7 +343,7 @@ impl Run<'_> {
         )
         .await;
         let after = CpuSample::take(pid);
-        let p = PhaseResult::from_load(kind, Some(cfg.rate), cfg.connections, &r, before, after);
+        let p = PhaseResult::from_load(kind, Some(cfg.rate), cfg.connections, &r, &before, &after);
         bar.finish_and_clear();
         self.console.line(&format!(
             "  {label}: {} answered, p50 {} p99 {} p99.9 {}{}{}",
@@ -506,8 +506,14 @@ impl Run<'_> {
             .await;
             let after = CpuSample::take(pid);
             bar.finish_and_clear();
-            let p =
-                PhaseResult::from_load(PhaseKind::Closed, None, cfg.connections, &r, before, after);
+            let p = PhaseResult::from_load(
+                PhaseKind::Closed,
+                None,
+                cfg.connections,
+                &r,
+                &before,
+                &after,
+            );
             self.console.line(&format!(
                 "  {label}: {} max, p50 {} p99 {}{}",
                 rate(p.throughput),
@@ -636,8 +642,8 @@ impl Run<'_> {
             Some(bg_rate),
             w.open_connections.min(16),
             &bg,
-            before,
-            after,
+            &before,
+            &after,
         ));
         let mut samples = Vec::new();
         let mut failures = Vec::new();
