@@ -619,7 +619,17 @@ fn revocation_chart(r: &Report) -> String {
         return String::new();
     }
     let x = Scale::log_around(lo, hi);
-    let ticks = x.ticks(&short_lag);
+    // Ticks at durations people think in, not at 2x and 5x of seconds.
+    let (lo_s, hi_s) = match x {
+        Scale::Log { min, max } | Scale::Linear { min, max } => (min, max),
+    };
+    let ticks: Vec<(f64, String)> = [
+        1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0, 36_000.0, 86_400.0,
+    ]
+    .into_iter()
+    .filter(|v| *v >= lo_s * 0.999 && *v <= hi_s * 1.001)
+    .map(|v| (v, short_lag(v)))
+    .collect();
     format!(
         "<figure>{}</figure>",
         svg::bar_chart(

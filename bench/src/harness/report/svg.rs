@@ -314,13 +314,15 @@ pub fn bar_chart(
     bars: &[Bar],
     marker: Option<(f64, String)>,
 ) -> String {
+    // Room above the bars for the title and the marker's label.
+    const BT: f64 = 62.0;
     const LABEL_W: f64 = 230.0;
     const ROW: f64 = 22.0;
     const NOTE_W: f64 = 150.0;
     let pl = LABEL_W + 10.0;
     let pw = W - pl - NOTE_W;
     let ph = bars.len() as f64 * ROW + 6.0;
-    let h = MT + ph + 48.0;
+    let h = BT + ph + 48.0;
     let px = |v: f64| pl + x.frac(v) * pw;
     let mut o = String::new();
     let _ = write!(
@@ -332,9 +334,9 @@ pub fn bar_chart(
         let xx = px(*v);
         let _ = write!(
             o,
-            r##"<line x1="{xx:.1}" y1="{MT}" x2="{xx:.1}" y2="{:.1}" stroke="#e6e6e6"/><text x="{xx:.1}" y="{:.1}" class="tk" text-anchor="middle">{}</text>"##,
-            MT + ph,
-            MT + ph + 16.0,
+            r##"<line x1="{xx:.1}" y1="{BT}" x2="{xx:.1}" y2="{:.1}" stroke="#e6e6e6"/><text x="{xx:.1}" y="{:.1}" class="tk" text-anchor="middle">{}</text>"##,
+            BT + ph,
+            BT + ph + 16.0,
             esc(label)
         );
     }
@@ -342,11 +344,11 @@ pub fn bar_chart(
         o,
         r#"<text x="{:.1}" y="{:.1}" class="ax" text-anchor="middle">{}</text>"#,
         pl + pw / 2.0,
-        MT + ph + 36.0,
+        BT + ph + 36.0,
         esc(x_label)
     );
     for (i, b) in bars.iter().enumerate() {
-        let y = MT + 3.0 + i as f64 * ROW;
+        let y = BT + 3.0 + i as f64 * ROW;
         let _ = write!(
             o,
             r#"<text x="{:.1}" y="{:.1}" class="lb" text-anchor="end">{}</text>"#,
@@ -383,9 +385,9 @@ pub fn bar_chart(
         let _ = write!(
             o,
             r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="#c00" stroke-width="2" stroke-dasharray="6 4"/><text x="{xx:.1}" y="{:.1}" class="mk" text-anchor="middle">{}</text>"##,
-            MT - 6.0,
-            MT + ph,
-            MT - 10.0,
+            BT - 6.0,
+            BT + ph,
+            BT - 10.0,
             esc(&label)
         );
     }
