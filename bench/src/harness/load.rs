@@ -45,6 +45,10 @@ pub struct LoadResult {
     pub unsent: u64,
     /// From the first intended send to the last answer.
     pub elapsed: Duration,
+    /// Answers received within the phase's own window (open loop: its duration).
+    pub in_window: u64,
+    /// The window `in_window` counts over; zero for a closed loop.
+    pub window: Duration,
 }
 
 impl LoadResult {
@@ -57,6 +61,8 @@ impl LoadResult {
             wrong: [0; 3],
             unsent: 0,
             elapsed: Duration::ZERO,
+            in_window: 0,
+            window: Duration::ZERO,
         }
     }
 
@@ -68,10 +74,16 @@ impl LoadResult {
             *a += b;
         }
         self.unsent += o.unsent;
+        self.in_window += o.in_window;
     }
 
-    /// Decisions per second actually answered.
+    /// Decisions per second actually answered: within the window for an
+    /// open loop (answers trickling in after it do not count, so a
+    /// saturated server is not flattered), over the whole run for a closed one.
     pub fn throughput(&self) -> f64 {
+        if !self.window.is_zero() {
+            return self.in_window as f64 / self.window.as_secs_f64();
+        }
         let s = self.elapsed.as_secs_f64();
         if s > 0.0 {
             self.completed as f64 / s
@@ -109,6 +121,7 @@ async fn exchange(
     t: &Target,
     item: usize,
     from: Instant,
+    window_end: Option<Instant>,
     out: &mut LoadResult,
     counter: &AtomicU64,
 ) {
@@ -118,8 +131,12 @@ async fn exchange(
     };
     match conn.send_within(&p.bytes, REQUEST_TIMEOUT).await {
         Ok(r) => {
-            record(&mut out.hist, from.elapsed());
+            let now = Instant::now();
+            record(&mut out.hist, now.saturating_duration_since(from));
             out.completed += 1;
+            if window_end.is_some_and(|end| now <= end) {
+                out.in_window += 1;
+            }
             match verdict(t.endpoint, &r) {
                 Some(allow) if allow == p.kind.expect_allow() => {}
                 Some(_) => {
@@ -178,6 +195,7 @@ pub async fn open_loop(
     }
     let start = Instant::now() + Duration::from_millis(5);
     let hard_stop = start + cfg.duration + grace;
+    let window_end = start + cfg.duration;
     let due = move |i: u64| start + Duration::from_nanos((i as f64 * interval_ns) as u64);
     let mut tasks = tokio::task::JoinSet::new();
     for mut conn in conns {
@@ -216,6 +234,7 @@ pub async fn open_loop(
                     &t,
                     offset.wrapping_add(i as usize),
                     from,
+                    Some(window_end),
                     &mut out,
                     &progress,
                 )
@@ -248,6 +267,12 @@ pub async fn open_loop(
         result.unsent += 1;
     }
     result.elapsed = end.saturating_duration_since(start);
+    // A phase stopped early is judged over the time it actually ran.
+    result.window = if stop.load(Ordering::Relaxed) {
+        end.saturating_duration_since(start).min(cfg.duration)
+    } else {
+        cfg.duration
+    };
     result
 }
 
@@ -286,6 +311,7 @@ pub async fn closed_loop(t: &Target, cfg: ClosedLoop, progress: Arc<AtomicU64>) 
                     &t,
                     offset.wrapping_add(i as usize),
                     Instant::now(),
+                    None,
                     &mut out,
                     &progress,
                 )

@@ -242,6 +242,11 @@ pub fn recommend(results: &[MechanismResult], w: &Workload) -> Recommendation {
         ),
         [best, next, ..] => {
             let ratio = match (best.cpu_ms_per_1k, next.cpu_ms_per_1k) {
+                (Some(a), Some(b)) if a > 0.0 && b / a < 1.05 => format!(
+                    "; the next, {}, costs about the same ({})",
+                    next.label,
+                    ms(b)
+                ),
                 (Some(a), Some(b)) if a > 0.0 => format!(
                     "; the next, {}, costs {:.1}x as much",
                     next.label,
