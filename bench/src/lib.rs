@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use portcullis_engine::credential::apikey::{
-    fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex,
-};
+use portcullis_engine::credential::apikey::{generate, KeyEntry, KeyRecord, MemoryIndex};
 use portcullis_engine::path::parse_pattern;
 use portcullis_engine::policy::{
     ApiKeyDef, CredentialDef, CredentialKind, Policy, Requirement, Route, RouteMatch,
@@ -78,26 +76,11 @@ pub fn key_index(n: usize) -> (Arc<MemoryIndex>, Vec<String>) {
     let scopes: Arc<[String]> = Arc::from(vec!["read".to_string()]);
     for i in 0..n {
         let key = generate("pk_live_").unwrap_or_default();
-        let record = KeyRecord {
-            id: Arc::from(format!("key_{i}")),
-            consumer: Arc::from(format!("consumer_{}", i % 1000)),
-            scopes: Arc::clone(&scopes),
-            created_at: 0,
-            expires_at: None,
-            not_before: None,
-            revoked_at: None,
-            allowed_cidrs: vec![],
-            metadata: Default::default(),
-            rate_limit: None,
-        };
-        index.insert(
-            KeyDigest::of(&key),
-            KeyEntry {
-                record: Arc::new(record),
-                fingerprint: fingerprint(&key).into(),
-                key_expires_at: None,
-            },
-        );
+        let mut record =
+            KeyRecord::new(&format!("key_{i}"), &format!("consumer_{}", i % 1000), &[]);
+        record.scopes = Arc::clone(&scopes);
+        let (digest, entry) = KeyEntry::for_key(&key, record);
+        index.insert(digest, entry);
         if i % (n / 64).max(1) == 0 {
             sample.push(key);
         }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::reload::{Reloader, Trigger};
-use crate::respond::{self, Resp};
+use crate::respond::{self, Handled, Resp};
 
 /// Shortest admin token accepted: a guessable token would make the admin API a door.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -36,6 +36,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct AdminApp {
     inner: Arc<Inner>,
+    keys: Option<Arc<crate::store::Store>>,
 }
 
 // Holds a secret's digest: never print it.
@@ -55,7 +56,14 @@ impl AdminApp {
                 token_digest: Sha256::digest(token.as_bytes()).into(),
                 reloader,
             }),
+            keys: None,
         })
+    }
+
+    /// Serves `/admin/v1/keys...` over this store.
+    pub fn with_store(mut self, store: Arc<crate::store::Store>) -> Self {
+        self.keys = Some(store);
+        self
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -70,7 +78,12 @@ impl AdminApp {
         presented.ct_eq(&self.inner.token_digest).into()
     }
 
-    pub async fn handle(&self, req: Request<Incoming>) -> Resp {
+    pub fn handle(&self, req: Request<Incoming>) -> Handled {
+        let admin = self.clone();
+        Handled::Later(Box::pin(async move { admin.route(req).await }))
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Resp {
         if !self.authorized(req.headers()) {
             let mut r = respond::error(StatusCode::UNAUTHORIZED, "admin token required");
             r.headers_mut().insert(
@@ -86,7 +99,7 @@ impl AdminApp {
                 _ => respond::method_not_allowed("POST"),
             },
             p if p == "/admin/v1/keys" || p.starts_with("/admin/v1/keys/") => {
-                crate::keys::handle(req).await
+                crate::keys::handle(self.keys.as_ref(), req).await
             }
             _ => respond::not_found(),
         }

@@ -1,14 +1,16 @@
 //! The decision listener: `POST /v1/decide`, `/v1/forward-auth`,
 //! `/v1/ext-authz/...`, `/healthz`, `/readyz`, `/metrics`.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH};
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use hyper::{Method, Request, StatusCode};
+use portcullis_engine::compile::CompiledPolicy;
 use portcullis_engine::{DecideOptions, Decision, Engine};
 
 use crate::cli::ForwardAuthMode;
@@ -16,7 +18,10 @@ use crate::client_addr::{client_ip, decision_host, TrustedProxies};
 use crate::decision_log::DecisionLog;
 use crate::metrics::{Endpoint, Metrics};
 use crate::reload::Reloader;
-use crate::respond::{self, Resp, Style, X_ENVOY_AUTH_HEADERS_TO_REMOVE};
+use crate::respond::{
+    self, Handled, IdentityNameCache, Resp, Style, X_ENVOY_AUTH_HEADERS_TO_REMOVE,
+};
+use crate::scan::Scan;
 use crate::translate;
 
 /// The prefix Envoy is configured with (`path_prefix: /v1/ext-authz`).
@@ -45,7 +50,11 @@ struct Inner {
     metrics: Arc<Metrics>,
     log: DecisionLog,
     reloader: Arc<Reloader>,
+    identity_names: IdentityNameCache,
 }
+
+/// A thread's cached policy: which engine, its generation, the policy.
+type Snapshot = (Weak<Engine>, u64, Arc<CompiledPolicy>);
 
 /// The decision service: cheap to clone, one per connection.
 #[derive(Clone)]
@@ -68,6 +77,7 @@ impl App {
                 metrics,
                 log,
                 reloader,
+                identity_names: IdentityNameCache::default(),
             }),
         }
     }
@@ -83,25 +93,36 @@ impl App {
         }
     }
 
-    pub async fn handle(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+    /// Routes a request. Gateway questions are answered at once, without a
+    /// future or a timer; only `POST /v1/decide` (it reads a body) is async.
+    pub fn handle(&self, peer: Peer, req: Request<Incoming>) -> Handled {
         let path = req.uri().path();
-        match path {
+        Handled::Ready(match path {
             "/v1/decide" => match *req.method() {
-                Method::POST => self.decide_api(req).await,
+                Method::POST => {
+                    let app = self.clone();
+                    return Handled::Later(Box::pin(async move { app.decide_api(req).await }));
+                }
                 _ => respond::method_not_allowed("POST"),
             },
-            "/v1/forward-auth" => self.forward_auth(peer, req).await,
+            "/v1/forward-auth" => self.forward_auth(peer, req),
             p if p == EXT_AUTHZ_PREFIX
                 || p.strip_prefix(EXT_AUTHZ_PREFIX)
                     .is_some_and(|rest| rest.starts_with('/')) =>
             {
-                self.ext_authz(peer, req).await
+                self.ext_authz(peer, req)
             }
             "/healthz" => read_only(&req, || {
                 respond::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }),
             "/readyz" => read_only(&req, || {
-                respond::json(StatusCode::OK, &self.inner.reloader.readiness())
+                let r = self.inner.reloader.readiness();
+                let status = if r.get("ready") == Some(&serde_json::Value::Bool(true)) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                respond::json(status, &r)
             }),
             "/metrics" => read_only(&req, || {
                 respond::text(
@@ -111,30 +132,86 @@ impl App {
                 )
             }),
             _ => respond::not_found(),
-        }
+        })
     }
 
-    /// Every decision goes through here.
+    /// Runs `f` with the policy serving now.
     ///
-    /// The engine decides in memory, in microseconds, so this calls it on
-    /// the async worker. A key store that blocks (a network lookup on a
-    /// cache miss) would move the call into `tokio::task::spawn_blocking`
-    /// here, which is why the request is taken by value.
-    async fn decide(
+    /// Each thread keeps the policy it last used and swaps it when the
+    /// generation moves on, instead of taking a reference count on the
+    /// shared policy per request (an atomic every worker thread would write
+    /// on every request). A decision still sees exactly one policy: `f` gets
+    /// one snapshot for the request's headers, the decision and the answer.
+    fn with_policy<R>(&self, f: impl FnOnce(&CompiledPolicy) -> R) -> R {
+        thread_local! {
+            // A weak reference keeps the engine's allocation, so its
+            // address cannot be reused by another engine while cached here.
+            static CURRENT: RefCell<Option<Snapshot>> = const { RefCell::new(None) };
+        }
+        let engine = &self.inner.engine;
+        let generation = engine.generation();
+        CURRENT.with(|cell| {
+            let mut current = cell.borrow_mut();
+            let fresh = matches!(&*current,
+                Some((e, g, _)) if Weak::as_ptr(e) == Arc::as_ptr(engine) && *g == generation);
+            if !fresh {
+                *current = Some((Arc::downgrade(engine), generation, engine.policy()));
+            }
+            match &*current {
+                Some((_, _, policy)) => f(policy),
+                None => f(&engine.policy()),
+            }
+        })
+    }
+
+    /// Every decision goes through here, against one policy snapshot that
+    /// the caller also used to pick the request's headers and will use to
+    /// write the answer: a reload in between never mixes two policies.
+    ///
+    /// This is the seam for blocking key stores. The engine decides in
+    /// memory, in microseconds, so it runs right here on the async worker
+    /// and gateway questions need no await. A store that blocks (a network
+    /// lookup on a cache miss) turns this into an `async fn` that runs the
+    /// engine in `tokio::task::spawn_blocking` (the request is taken by value
+    /// for that), and the gateway handlers into `Handled::Later`.
+    fn decide(
         &self,
         endpoint: Endpoint,
+        policy: &CompiledPolicy,
         request: portcullis_engine::Request,
         explain: bool,
     ) -> Decision {
+        let engine = &self.inner.engine;
         let start = Instant::now();
-        let d = self
-            .inner
-            .engine
-            .decide_with(&request, &DecideOptions { explain, now: None });
+        let d = portcullis_engine::decide::decide(
+            policy,
+            engine.limiter().as_ref(),
+            engine.keys().as_ref(),
+            &request,
+            &DecideOptions { explain, now: None },
+        );
         let took = start.elapsed();
-        self.inner.metrics.record_decision(endpoint, &d, took);
+        self.inner
+            .metrics
+            .record_decision(endpoint, &d, took, engine.generation());
         self.inner.log.record(endpoint, &d, took);
         d
+    }
+
+    /// A decision as a gateway answer, identity headers named by the
+    /// decision's policy.
+    fn answer(
+        &self,
+        d: &Decision,
+        policy: &CompiledPolicy,
+        style: Style,
+        extra_on_allow: Option<(&HeaderName, HeaderValue)>,
+        every_identity: bool,
+    ) -> Resp {
+        let names = d.identity_names.as_ref().unwrap_or(&policy.identity);
+        self.inner.identity_names.with(names, |names| {
+            respond::decision(d, style, extra_on_allow, names, every_identity)
+        })
     }
 
     fn bad_request(
@@ -170,7 +247,8 @@ impl App {
                 );
             }
         };
-        let d = self.decide(Endpoint::Decide, request, explain).await;
+        let policy = self.inner.engine.policy();
+        let d = self.decide(Endpoint::Decide, &policy, request, explain);
         respond::json(StatusCode::OK, &d.to_json())
     }
 
@@ -220,7 +298,11 @@ impl App {
         }
     }
 
-    async fn forward_auth(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn forward_auth(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+        self.with_policy(|policy| self.forward_auth_on(policy, peer, req))
+    }
+
+    fn forward_auth_on(&self, policy: &CompiledPolicy, peer: Peer, req: Request<Incoming>) -> Resp {
         let style = match query_value(req.uri().query(), "mode") {
             None => match self.inner.settings.forward_mode {
                 ForwardAuthMode::Standard => Style::Standard,
@@ -239,7 +321,8 @@ impl App {
         };
         // The body (if a gateway sent one) is never read: decisions are on the head.
         let (parts, _body) = req.into_parts();
-        let target = match translate::target(&parts.headers) {
+        let scan = Scan::of(&parts.headers, &policy.credential_headers);
+        let target = match translate::target(&scan) {
             Ok(t) => t,
             Err(e) => {
                 return self.bad_request(
@@ -250,7 +333,7 @@ impl App {
                 )
             }
         };
-        let host = match decision_host(&parts.uri, &parts.headers, peer.trusted) {
+        let host = match decision_host(&parts.uri, &scan, peer.trusted) {
             Ok(h) => h,
             Err(e) => {
                 return self.bad_request(
@@ -261,19 +344,23 @@ impl App {
                 )
             }
         };
+        let source_ip = client_ip(peer.addr, &self.inner.settings.trusted, &scan);
         let request = portcullis_engine::Request {
             method: target.method,
             path: target.uri,
             host,
-            headers: translate::headers(&parts.headers),
-            source_ip: client_ip(peer.addr, &self.inner.settings.trusted, &parts.headers),
+            headers: scan.credentials,
+            source_ip,
         };
-        let d = self.decide(Endpoint::ForwardAuth, request, false).await;
-        let policy = self.inner.engine.policy();
-        respond::decision(&d, style, None, Some(&policy.identity))
+        let d = self.decide(Endpoint::ForwardAuth, policy, request, false);
+        self.answer(&d, policy, style, None, true)
     }
 
-    async fn ext_authz(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn ext_authz(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+        self.with_policy(|policy| self.ext_authz_on(policy, peer, req))
+    }
+
+    fn ext_authz_on(&self, policy: &CompiledPolicy, peer: Peer, req: Request<Incoming>) -> Resp {
         let (parts, _body) = req.into_parts();
         let full = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
         let original = match full.strip_prefix(EXT_AUTHZ_PREFIX) {
@@ -287,7 +374,8 @@ impl App {
                 )
             }
         };
-        let host = match decision_host(&parts.uri, &parts.headers, peer.trusted) {
+        let scan = Scan::of(&parts.headers, &policy.credential_headers);
+        let host = match decision_host(&parts.uri, &scan, peer.trusted) {
             Ok(h) => h,
             Err(e) => {
                 return self.bad_request(
@@ -298,56 +386,57 @@ impl App {
                 )
             }
         };
+        let source_ip = client_ip(peer.addr, &self.inner.settings.trusted, &scan);
         let request = portcullis_engine::Request {
             method: parts.method.as_str().to_ascii_uppercase(),
             path: original.to_string(),
             host,
-            headers: translate::headers(&parts.headers),
-            source_ip: client_ip(peer.addr, &self.inner.settings.trusted, &parts.headers),
+            headers: scan.credentials,
+            source_ip,
         };
-        let d = self.decide(Endpoint::ExtAuthz, request, false).await;
+        let d = self.decide(Endpoint::ExtAuthz, policy, request, false);
         let strip = if d.allow {
-            self.headers_to_remove(&d)
+            headers_to_remove(&d, policy)
         } else {
             None
         };
-        respond::decision(
+        self.answer(
             &d,
+            policy,
             Style::Envoy,
             strip.map(|v| (&X_ENVOY_AUTH_HEADERS_TO_REMOVE, v)),
-            None,
+            false,
         )
     }
+}
 
-    /// What Envoy must remove from the upstream request on allow: the
-    /// credential headers (the application never needs the key), and every
-    /// identity header this answer does not set, because Envoy's
-    /// `allowed_upstream_headers` only replaces the headers an answer
-    /// contains and would let a client-supplied `x-auth-consumer` through.
-    fn headers_to_remove(&self, d: &Decision) -> Option<HeaderValue> {
-        let policy = self.inner.engine.policy();
-        let set = d.response_headers();
-        let names = &policy.identity;
-        let mut out: Vec<&str> = policy
-            .credential_headers
-            .iter()
-            .map(String::as_str)
-            .collect();
-        for name in [
-            &names.principal,
-            &names.consumer,
-            &names.scopes,
-            &names.credential,
-        ] {
-            if !set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) && !out.contains(&&**name) {
-                out.push(name);
-            }
+/// What Envoy must remove from the upstream request on allow: the
+/// credential headers (the application never needs the key), and every
+/// identity header this answer does not set, because Envoy's
+/// `allowed_upstream_headers` only replaces the headers an answer contains
+/// and would let a client-supplied `x-auth-consumer` through.
+fn headers_to_remove(d: &Decision, policy: &CompiledPolicy) -> Option<HeaderValue> {
+    let names = d.identity_names.as_ref().unwrap_or(&policy.identity);
+    let set = d.response_headers();
+    let mut out: Vec<&str> = policy
+        .credential_headers
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for name in [
+        &names.principal,
+        &names.consumer,
+        &names.scopes,
+        &names.credential,
+    ] {
+        if !set.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) && !out.contains(&&**name) {
+            out.push(name);
         }
-        if out.is_empty() {
-            return None;
-        }
-        HeaderValue::from_str(&out.join(", ")).ok()
     }
+    if out.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&out.join(", ")).ok()
 }
 
 fn read_only(req: &Request<Incoming>, f: impl FnOnce() -> Resp) -> Resp {

@@ -8,14 +8,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use hyper::header::{HeaderMap, HeaderName, HOST};
 use hyper::Uri;
 use ipnet::IpNet;
 use portcullis_engine::request::normalize_host;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+use crate::scan::{Scan, Slot};
 
 /// The proxies whose forwarding headers are believed.
 #[derive(Debug, Clone)]
@@ -48,40 +45,34 @@ fn canonical(ip: IpAddr) -> IpAddr {
 ///
 /// `None` when a trusted proxy sent a forwarding header we cannot parse:
 /// the address is then unknown, and keys restricted to networks refuse it.
-pub fn client_ip(
-    peer: SocketAddr,
-    trusted: &TrustedProxies,
-    headers: &HeaderMap,
-) -> Option<IpAddr> {
+pub fn client_ip(peer: SocketAddr, trusted: &TrustedProxies, headers: &Scan<'_>) -> Option<IpAddr> {
     let peer_ip = canonical(peer.ip());
     if !trusted.contains(peer_ip) {
         return Some(peer_ip);
     }
-    let mut hops: Vec<&str> = Vec::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        let text = std::str::from_utf8(value.as_bytes()).ok()?;
-        hops.extend(text.split(',').map(str::trim).filter(|s| !s.is_empty()));
-    }
-    if !hops.is_empty() {
+    if !headers.forwarded_for.is_empty() {
         let mut leftmost = peer_ip;
-        for hop in hops.iter().rev() {
-            let ip = parse_hop(hop)?;
-            if !trusted.contains(ip) {
-                return Some(ip);
+        // Right to left over every value of every X-Forwarded-For header.
+        for value in headers.forwarded_for.iter().rev() {
+            let text = std::str::from_utf8(value.as_bytes()).ok()?;
+            for hop in text.rsplit(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let ip = parse_hop(hop)?;
+                if !trusted.contains(ip) {
+                    return Some(ip);
+                }
+                leftmost = ip;
             }
-            leftmost = ip;
         }
         // Every hop is a trusted proxy: the request started inside.
         return Some(leftmost);
     }
-    let mut real = headers.get_all(&X_REAL_IP).iter();
-    match (real.next(), real.next()) {
-        (None, _) => Some(peer_ip),
-        (Some(v), None) => std::str::from_utf8(v.as_bytes())
+    match headers.real_ip {
+        Slot::Absent => Some(peer_ip),
+        Slot::One(v) => std::str::from_utf8(v.as_bytes())
             .ok()
             .and_then(|s| parse_hop(s.trim())),
         // Two X-Real-IP headers: no way to tell which one the proxy wrote.
-        (Some(_), Some(_)) => None,
+        Slot::Repeated => None,
     }
 }
 
@@ -109,11 +100,11 @@ pub enum HostError {
 /// `Host` (HTTP/1.1) or the `:authority` (HTTP/2); lowercase, port stripped.
 pub fn decision_host(
     uri: &Uri,
-    headers: &HeaderMap,
+    headers: &Scan<'_>,
     peer_trusted: bool,
 ) -> Result<Option<String>, HostError> {
     if peer_trusted {
-        if let Some(v) = single(headers, &X_FORWARDED_HOST, "x-forwarded-host")? {
+        if let Some(v) = single(headers.forwarded_host, "x-forwarded-host")? {
             // A list means chained proxies; the first is what the client asked for.
             let first = v.split(',').next().unwrap_or("").trim();
             if !first.is_empty() {
@@ -121,7 +112,7 @@ pub fn decision_host(
             }
         }
     }
-    if let Some(v) = single(headers, &HOST, "host")? {
+    if let Some(v) = single(headers.host, "host")? {
         let v = v.trim();
         if !v.is_empty() {
             return Ok(Some(normalize_host(v)));
@@ -130,24 +121,28 @@ pub fn decision_host(
     Ok(uri.authority().map(|a| normalize_host(a.as_str())))
 }
 
-fn single<'a>(
-    headers: &'a HeaderMap,
-    name: &HeaderName,
-    shown: &'static str,
-) -> Result<Option<&'a str>, HostError> {
-    let mut it = headers.get_all(name).iter();
-    match (it.next(), it.next()) {
-        (None, _) => Ok(None),
-        (Some(v), None) => std::str::from_utf8(v.as_bytes())
+fn single<'a>(slot: Slot<'a>, shown: &'static str) -> Result<Option<&'a str>, HostError> {
+    match slot {
+        Slot::Absent => Ok(None),
+        Slot::One(v) => std::str::from_utf8(v.as_bytes())
             .map(Some)
             .map_err(|_| HostError::Ambiguous(shown)),
-        (Some(_), Some(_)) => Err(HostError::Ambiguous(shown)),
+        Slot::Repeated => Err(HostError::Ambiguous(shown)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::{HeaderMap, HeaderName};
+
+    fn client_ip(peer: SocketAddr, trusted: &TrustedProxies, h: &HeaderMap) -> Option<IpAddr> {
+        super::client_ip(peer, trusted, &Scan::of(h, &[]))
+    }
+
+    fn decision_host(uri: &Uri, h: &HeaderMap, trusted: bool) -> Result<Option<String>, HostError> {
+        super::decision_host(uri, &Scan::of(h, &[]), trusted)
+    }
 
     fn loopback() -> TrustedProxies {
         TrustedProxies::new(vec![

@@ -9,6 +9,14 @@ use portcullis_engine::{compile, policy, testing, DecideOptions, Engine, Request
 
 use crate::cli::{CheckArgs, DecideArgs, KeysArgs, TestArgs};
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Validates and compiles a policy: every error, located; exit 1 on errors.
 pub fn check(args: &CheckArgs) -> ExitCode {
     let policy = match policy::load(&args.path) {
@@ -21,12 +29,14 @@ pub fn check(args: &CheckArgs) -> ExitCode {
     match compile::compile(&policy) {
         Ok(compiled) => {
             println!(
-                "ok: {} ({} routes, {} credentials, {} file{})",
+                "ok: {} ({} route{}, {} credential{}, {} file{})",
                 args.path.display(),
                 compiled.routes.len(),
+                plural(compiled.routes.len()),
                 compiled.credentials.len(),
+                plural(compiled.credentials.len()),
                 policy.files.len(),
-                if policy.files.len() == 1 { "" } else { "s" }
+                plural(policy.files.len())
             );
             ExitCode::SUCCESS
         }
@@ -70,7 +80,7 @@ fn read_request(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Decides one request given as JSON and prints the decision (exit 0 for
 /// allow and deny alike; 1 when the policy, store or request is unusable).
 pub fn decide(args: &DecideArgs) -> ExitCode {
-    let store = match crate::store::open(&args.store).and_then(|s| {
+    let store = match crate::store::open_oneshot(&args.store).and_then(|s| {
         crate::static_keys::layer(s, args.static_keys.as_deref()).map_err(|e| e.to_string())
     }) {
         Ok(s) => s,
@@ -119,9 +129,7 @@ pub fn decide(args: &DecideArgs) -> ExitCode {
     }
 }
 
-/// Placeholder until the key store lands.
+/// `portcullis keys ...`: see [`crate::keys_cli`].
 pub fn keys(args: &KeysArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("portcullis keys: not yet available in this build");
-    ExitCode::from(2)
+    crate::keys_cli::run(&args.args)
 }

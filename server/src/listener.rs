@@ -24,15 +24,16 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::admin::AdminApp;
 use crate::app::{App, Peer};
 use crate::cli::LimitArgs;
 use crate::metrics::Metrics;
-use crate::respond::{self, Resp};
+use crate::respond::{self, Handled, Resp};
 
 /// What a listener serves.
 #[derive(Clone)]
@@ -59,13 +60,16 @@ impl Service {
         }
     }
 
-    async fn call(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn call(&self, peer: Peer, req: Request<Incoming>) -> Handled {
         match self {
-            Service::Decision(app) => app.handle(peer, req).await,
-            Service::Admin(admin) => admin.handle(req).await,
+            Service::Decision(app) => app.handle(peer, req),
+            Service::Admin(admin) => admin.handle(req),
         }
     }
 }
+
+/// hyper's default limit on request headers (HTTP/1.1).
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Connections refused at the limit get a short 503 from a small pool of
 /// their own; beyond that pool they are closed at once.
@@ -198,11 +202,6 @@ impl Supervisor {
         }
     }
 
-    fn period(&self) -> Duration {
-        (self.head_timeout.min(self.idle_timeout) / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1))
-    }
-
     fn check(&mut self, now: Instant) -> Option<&'static str> {
         let a = &self.activity;
         let phase = if a.in_flight.load(Ordering::Acquire) > 0 {
@@ -233,15 +232,65 @@ impl Supervisor {
     }
 }
 
+/// How often the sweeper looks at every connection: a quarter of the
+/// shorter timeout, between 10 ms and 1 s.
+fn sweep_period(limits: &LimitArgs) -> Duration {
+    (limits.header_read_timeout.min(limits.idle_timeout) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// The open connections of one listener, for the sweeper.
+///
+/// One task checks every connection periodically instead of each
+/// connection carrying its own timer: a per-connection timer is polled on
+/// every request and keeps the runtime's timer wheel busy.
+#[derive(Default)]
+struct Watchlist {
+    next: AtomicU64,
+    conns: parking_lot::Mutex<FxHashMap<u64, (Supervisor, Arc<Notify>)>>,
+}
+
+impl Watchlist {
+    fn add(&self, supervisor: Supervisor, close: Arc<Notify>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.conns.lock().insert(id, (supervisor, close));
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        self.conns.lock().remove(&id);
+    }
+}
+
+/// Closes connections that waited too long for a request head or sat idle too long.
+async fn sweep(watchlist: Arc<Watchlist>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        for (supervisor, close) in watchlist.conns.lock().values_mut() {
+            if let Some(why) = supervisor.check(now) {
+                tracing::debug!(reason = why, "closing connection");
+                close.notify_one();
+            }
+        }
+    }
+}
+
 fn builder(limits: &LimitArgs) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // hyper answers 431 when the head does not fit the read buffer or has
     // too many headers; its minimum buffer is 8 KiB.
     b.http1()
         .keep_alive(true)
-        .max_headers(limits.max_headers)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .header_read_timeout(None);
+    // Setting any header count moves hyper's header slots from the stack to
+    // a heap allocation per request; 100 is hyper's own default.
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        b.http1().max_headers(limits.max_headers);
+    }
     b.http2()
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -269,6 +318,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
+    let watchlist = Arc::new(Watchlist::default());
+    let sweeper = tokio::spawn(sweep(Arc::clone(&watchlist), sweep_period(&limits)));
     let limits = Arc::new(limits);
     loop {
         let accepted = tokio::select! {
@@ -305,43 +356,40 @@ pub async fn serve(
         let svc_activity = Arc::clone(&activity);
         let request_timeout = limits.request_timeout;
         let svc = service_fn(move |req: Request<Incoming>| {
-            let service = svc_service.clone();
             let in_flight = InFlight::begin(&svc_activity);
+            let handled = svc_service.call(peer, req);
             async move {
-                let resp =
-                    match tokio::time::timeout(request_timeout, service.call(peer, req)).await {
-                        Ok(r) => r,
-                        Err(_) => timed_out(),
-                    };
+                let resp = match handled {
+                    Handled::Ready(r) => r,
+                    Handled::Later(work) => tokio::time::timeout(request_timeout, work)
+                        .await
+                        .unwrap_or_else(|_| timed_out()),
+                };
                 drop(in_flight);
                 Ok::<_, Infallible>(resp)
             }
         });
         let conn = graceful.watch(builder.serve_connection(io, svc).into_owned());
         let metrics = Arc::clone(&metrics);
-        let limits = Arc::clone(&limits);
+        let close = Arc::new(Notify::new());
+        let id = watchlist.add(
+            Supervisor::new(activity, &limits, Instant::now()),
+            Arc::clone(&close),
+        );
+        let watchlist = Arc::clone(&watchlist);
         tokio::spawn(async move {
             metrics.connection_opened(name);
-            let mut supervisor = Supervisor::new(activity, &limits, Instant::now());
-            let mut tick = tokio::time::interval(supervisor.period());
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tokio::pin!(conn);
-            loop {
-                tokio::select! {
-                    result = &mut conn => {
-                        if let Err(e) = result {
-                            tracing::debug!(listener = name, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = tick.tick() => {
-                        if let Some(why) = supervisor.check(Instant::now()) {
-                            tracing::debug!(listener = name, reason = why, "closing connection");
-                            break;
-                        }
+            tokio::select! {
+                result = conn => {
+                    if let Err(e) = result {
+                        tracing::debug!(listener = name, error = %e, "connection ended with an error");
                     }
                 }
+                _ = close.notified() => {
+                    tracing::debug!(listener = name, "closing an idle or stalled connection");
+                }
             }
+            watchlist.remove(id);
             drop(permit);
             metrics.connection_closed(name);
         });
@@ -358,6 +406,7 @@ pub async fn serve(
             "drain deadline passed; closing remaining connections"
         );
     }
+    sweeper.abort();
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).

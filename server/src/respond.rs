@@ -3,13 +3,23 @@
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use portcullis_engine::decision::IdentityNames;
 use portcullis_engine::Decision;
 
 pub type Body = Full<Bytes>;
 pub type Resp = Response<Body>;
+
+/// What a handler gives back: an answer now, or work that awaits (reading a
+/// body, a reload) and runs under the request timeout.
+pub enum Handled {
+    Ready(Resp),
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Resp> + Send>>),
+}
 
 pub static X_AUTH_REASON: HeaderName = HeaderName::from_static("x-auth-reason");
 pub static X_ENVOY_AUTH_HEADERS_TO_REMOVE: HeaderName =
@@ -95,15 +105,118 @@ fn wire_status(d: &Decision, style: Style) -> u16 {
     }
 }
 
+/// The identity header names of a policy as ready-made [`HeaderName`]s.
+///
+/// Building a custom `HeaderName` copies it; a policy's four names are built
+/// once and shared by every answer until a reload changes them.
+pub struct IdentityHeaderNames {
+    /// The engine's names these were built from (the cache key).
+    source: Arc<IdentityNames>,
+    pub principal: HeaderName,
+    pub consumer: HeaderName,
+    pub scopes: HeaderName,
+    pub credential: HeaderName,
+}
+
+impl IdentityHeaderNames {
+    fn build(source: &Arc<IdentityNames>) -> Option<Self> {
+        let name = |s: &str| HeaderName::from_bytes(s.as_bytes()).ok();
+        Some(Self {
+            source: Arc::clone(source),
+            principal: name(&source.principal)?,
+            consumer: name(&source.consumer)?,
+            scopes: name(&source.scopes)?,
+            credential: name(&source.credential)?,
+        })
+    }
+
+    fn all(&self) -> [&HeaderName; 4] {
+        [
+            &self.principal,
+            &self.consumer,
+            &self.scopes,
+            &self.credential,
+        ]
+    }
+}
+
+/// The last [`IdentityHeaderNames`] built, replaced when a reload brings new names.
+#[derive(Default)]
+pub struct IdentityNameCache(ArcSwapOption<IdentityHeaderNames>);
+
+impl IdentityNameCache {
+    /// Runs `f` with the header names for `names` (`None` if one is not a valid header name).
+    pub fn with<R>(
+        &self,
+        names: &Arc<IdentityNames>,
+        f: impl FnOnce(Option<&IdentityHeaderNames>) -> R,
+    ) -> R {
+        let cached = self.0.load();
+        if let Some(c) = cached.as_deref() {
+            if Arc::ptr_eq(&c.source, names) {
+                return f(Some(c));
+            }
+        }
+        match IdentityHeaderNames::build(names) {
+            Some(built) => {
+                let built = Arc::new(built);
+                self.0.store(Some(Arc::clone(&built)));
+                f(Some(&built))
+            }
+            None => f(None),
+        }
+    }
+}
+
+fn value(v: &str) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(v.as_bytes()).ok()
+}
+
+/// Writes the identity headers of an allow, as [`Decision::response_headers`]
+/// renders them, without building that list. `None`: a value is not
+/// writable as HTTP.
+fn write_identity(
+    h: &mut HeaderMap,
+    d: &Decision,
+    names: &IdentityHeaderNames,
+) -> Option<[bool; 4]> {
+    // Which of principal, consumer, scopes, credential were written.
+    let mut wrote = [false; 4];
+    if let Some(p) = &d.principal {
+        h.append(names.principal.clone(), value(&p.id)?);
+        wrote[0] = true;
+        if let Some(c) = &p.consumer {
+            h.append(names.consumer.clone(), value(c)?);
+            wrote[1] = true;
+        }
+        let scopes = Bytes::from(p.scopes.join(" "));
+        h.append(
+            names.scopes.clone(),
+            HeaderValue::from_maybe_shared(scopes).ok()?,
+        );
+        wrote[2] = true;
+    }
+    if let Some(c) = &d.credential {
+        h.append(names.credential.clone(), value(c)?);
+        wrote[3] = true;
+    }
+    Some(wrote)
+}
+
+fn unwritable() -> Resp {
+    tracing::error!("a decision header cannot be written as HTTP; answering 500");
+    internal_error()
+}
+
 /// A decision as an HTTP status with the decision's headers (identity
 /// headers on allow, `www-authenticate`, `retry-after`), `x-auth-reason`
 /// always, and `extra` headers on allow.
 ///
-/// With `every_identity`, an allow carries all four identity headers, empty
-/// when there is nothing to say (a public route): gateways that copy named
-/// headers then overwrite or drop a client's copy instead of passing it on
-/// (Caddy before 2.10 even sets its own unexpanded placeholder for a
-/// header missing from the answer).
+/// `identity` names the identity headers. With `every_identity`, an allow
+/// carries all four, empty when there is nothing to say (a public route):
+/// gateways that copy named headers then overwrite or drop a client's copy
+/// instead of passing it on (Caddy before 2.10 even sets its own unexpanded
+/// placeholder for a header missing from the answer).
 ///
 /// A header the decision names that cannot be written (a principal with a
 /// control character) fails closed: 500, which every gateway treats as a deny.
@@ -111,33 +224,34 @@ pub fn decision(
     d: &Decision,
     style: Style,
     extra_on_allow: Option<(&HeaderName, HeaderValue)>,
-    every_identity: Option<&IdentityNames>,
+    identity: Option<&IdentityHeaderNames>,
+    every_identity: bool,
 ) -> Resp {
     let status = wire_status(d, style);
     let Ok(code) = StatusCode::from_u16(status) else {
         return internal_error();
     };
+    // An allow has no body, so no content type; a denial has a small JSON
+    // body that gateways pass to the client and that must not be cached.
+    let mut h = HeaderMap::with_capacity(12);
     let body = if d.allow {
         Bytes::new()
     } else {
+        h.insert(CONTENT_TYPE, JSON);
+        h.insert(CACHE_CONTROL, NO_STORE);
         Bytes::from(format!(
             r#"{{"reason":"{}","status":{}}}"#,
             d.reason.as_str(),
             d.status
         ))
     };
-    let mut r = with_status(code, JSON, body);
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = code;
+    *r.headers_mut() = h;
     let h = r.headers_mut();
-    for (name, value) in &d.response_headers() {
-        let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) else {
-            tracing::error!(
-                header = &**name,
-                "decision header cannot be written as HTTP; answering 500"
-            );
-            return internal_error();
+    for (name, v) in &d.headers {
+        let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), value(v)) else {
+            return unwritable();
         };
         h.append(n, v);
     }
@@ -146,22 +260,28 @@ pub fn decision(
         HeaderValue::from_static(d.reason.as_str()),
     );
     if d.allow {
-        if let Some((n, v)) = extra_on_allow {
-            h.insert(n.clone(), v);
-        }
-        if let Some(names) = every_identity {
-            for name in [
-                &names.principal,
-                &names.consumer,
-                &names.scopes,
-                &names.credential,
-            ] {
-                if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-                    if !h.contains_key(&n) {
-                        h.insert(n, HeaderValue::from_static(""));
+        if let Some(names) = identity {
+            let wrote = if d.identity_names.is_some() {
+                match write_identity(h, d, names) {
+                    Some(w) => w,
+                    None => return unwritable(),
+                }
+            } else {
+                [false; 4]
+            };
+            if every_identity {
+                for (n, done) in names.all().into_iter().zip(wrote) {
+                    if !done {
+                        h.insert(n.clone(), HeaderValue::from_static(""));
                     }
                 }
             }
+        } else if d.identity_names.is_some() {
+            // The policy's identity names are not header names: say nothing rather than guess.
+            return unwritable();
+        }
+        if let Some((n, v)) = extra_on_allow {
+            h.insert(n.clone(), v);
         }
     }
     r
@@ -170,7 +290,7 @@ pub fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_engine::Reason;
+    use portcullis_engine::{Principal, Reason};
 
     fn rate_limited() -> Decision {
         let mut d = Decision::deny(Reason::RateLimited);
@@ -178,88 +298,149 @@ mod tests {
         d
     }
 
+    fn names() -> Arc<IdentityNames> {
+        Arc::new(IdentityNames {
+            principal: "x-auth-principal".into(),
+            consumer: "x-auth-consumer".into(),
+            scopes: "x-auth-scopes".into(),
+            credential: "x-auth-credential".into(),
+        })
+    }
+
+    fn allowed(consumer: Option<&str>) -> Decision {
+        let mut d = Decision::deny(Reason::Allowed).with_allow();
+        d.identity_names = Some(names());
+        d.credential = Some("partner_key".into());
+        d.principal = Some(Principal {
+            id: "key_1".into(),
+            consumer: consumer.map(Into::into),
+            scopes: Arc::from(vec!["a:read".to_string(), "b:write".to_string()]),
+        });
+        d
+    }
+
+    fn render(d: &Decision, style: Style, every: bool) -> Resp {
+        let cache = IdentityNameCache::default();
+        let n = names();
+        let source = d.identity_names.as_ref().unwrap_or(&n);
+        cache.with(source, |names| decision(d, style, None, names, every))
+    }
+
     #[test]
     fn nginx_style_turns_429_503_400_into_403_keeping_the_reason() {
-        let r = decision(&rate_limited(), Style::Nginx, None, None);
+        let r = render(&rate_limited(), Style::Nginx, false);
         assert_eq!(r.status(), 403);
         assert_eq!(r.headers()["x-auth-reason"], "rate_limited");
         assert_eq!(r.headers()["retry-after"], "7");
         for reason in [Reason::StoreUnavailable, Reason::BadPath] {
             assert_eq!(
-                decision(&Decision::deny(reason), Style::Nginx, None, None).status(),
+                render(&Decision::deny(reason), Style::Nginx, false).status(),
                 403
             );
         }
-        assert_eq!(
-            decision(
-                &Decision::deny(Reason::CredentialMissing),
-                Style::Nginx,
-                None,
-                None
-            )
-            .status(),
-            401
-        );
+        let missing = Decision::deny(Reason::CredentialMissing);
+        assert_eq!(render(&missing, Style::Nginx, false).status(), 401);
     }
 
     #[test]
     fn standard_and_envoy_keep_statuses() {
         assert_eq!(
-            decision(&rate_limited(), Style::Standard, None, None).status(),
+            render(&rate_limited(), Style::Standard, false).status(),
             429
         );
-        assert_eq!(
-            decision(
-                &Decision::deny(Reason::StoreUnavailable),
-                Style::Envoy,
-                None,
-                None
-            )
-            .status(),
-            503
-        );
+        let down = Decision::deny(Reason::StoreUnavailable);
+        assert_eq!(render(&down, Style::Envoy, false).status(), 503);
     }
 
     #[test]
-    fn allow_carries_identity_and_extra_headers() {
-        let mut d = Decision::deny(Reason::Allowed).with_allow();
-        d.headers.push(("x-auth-consumer".into(), "acme".into()));
-        let r = decision(
-            &d,
-            Style::Envoy,
-            Some((
-                &X_ENVOY_AUTH_HEADERS_TO_REMOVE,
-                HeaderValue::from_static("x-api-key"),
-            )),
-            None,
-        );
+    fn identity_headers_match_the_engine_rendering() {
+        for d in [allowed(Some("acme")), allowed(None)] {
+            let r = render(&d, Style::Standard, false);
+            assert_eq!(r.status(), 200);
+            let mut ours: Vec<(String, String)> = r
+                .headers()
+                .iter()
+                .filter(|(k, _)| k.as_str().starts_with("x-auth-") && *k != "x-auth-reason")
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+                .collect();
+            let mut engine: Vec<(String, String)> = d
+                .response_headers()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            ours.sort();
+            engine.sort();
+            assert_eq!(ours, engine);
+        }
+    }
+
+    #[test]
+    fn allow_carries_extra_headers() {
+        let d = allowed(Some("acme"));
+        let cache = IdentityNameCache::default();
+        let r = cache.with(&names(), |n| {
+            decision(
+                &d,
+                Style::Envoy,
+                Some((
+                    &X_ENVOY_AUTH_HEADERS_TO_REMOVE,
+                    HeaderValue::from_static("x-api-key"),
+                )),
+                n,
+                false,
+            )
+        });
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-auth-consumer"], "acme");
+        assert_eq!(r.headers()["x-auth-scopes"], "a:read b:write");
         assert_eq!(r.headers()["x-envoy-auth-headers-to-remove"], "x-api-key");
         assert_eq!(r.headers()["x-auth-reason"], "allowed");
     }
 
     #[test]
     fn every_identity_header_on_allow_when_asked() {
-        let names = IdentityNames {
-            principal: "x-auth-principal".into(),
-            consumer: "x-auth-consumer".into(),
-            scopes: "x-auth-scopes".into(),
-            credential: "x-auth-credential".into(),
-        };
-        let allow = Decision::deny(Reason::Allowed).with_allow();
-        let r = decision(&allow, Style::Standard, None, Some(&names));
+        let public = Decision::deny(Reason::Allowed).with_allow();
+        let r = render(&public, Style::Standard, true);
         assert_eq!(r.headers()["x-auth-consumer"], "");
         assert_eq!(r.headers()["x-auth-principal"], "");
-        let deny = Decision::deny(Reason::NoRoute);
-        let r = decision(&deny, Style::Standard, None, Some(&names));
+        let r = render(&allowed(None), Style::Standard, true);
+        assert_eq!(r.headers()["x-auth-principal"], "key_1");
+        assert_eq!(r.headers()["x-auth-consumer"], "");
+        assert_eq!(r.headers().get_all("x-auth-principal").iter().count(), 1);
+        let r = render(&Decision::deny(Reason::NoRoute), Style::Standard, true);
         assert!(r.headers().get("x-auth-consumer").is_none());
     }
 
     #[test]
+    fn the_name_cache_follows_reloads() {
+        let cache = IdentityNameCache::default();
+        let first = names();
+        cache.with(&first, |n| {
+            assert_eq!(n.unwrap().consumer, "x-auth-consumer")
+        });
+        let renamed = Arc::new(IdentityNames {
+            consumer: "x-consumer".into(),
+            ..(*first).clone()
+        });
+        cache.with(&renamed, |n| assert_eq!(n.unwrap().consumer, "x-consumer"));
+        let bad = Arc::new(IdentityNames {
+            consumer: "not a header".into(),
+            ..(*first).clone()
+        });
+        cache.with(&bad, |n| assert!(n.is_none()));
+    }
+
+    #[test]
     fn unwritable_identity_fails_closed() {
-        let mut d = Decision::deny(Reason::Allowed).with_allow();
-        d.headers.push(("x-auth-principal".into(), "a\nb".into()));
-        assert_eq!(decision(&d, Style::Standard, None, None).status(), 500);
+        let mut d = allowed(Some("acme"));
+        d.principal = Some(Principal {
+            id: "a\nb".into(),
+            consumer: None,
+            scopes: Arc::from(Vec::<String>::new()),
+        });
+        assert_eq!(render(&d, Style::Standard, false).status(), 500);
+        let mut d = Decision::deny(Reason::CredentialMissing);
+        d.headers.push(("www-authenticate".into(), "x\ry".into()));
+        assert_eq!(render(&d, Style::Standard, false).status(), 500);
     }
 }

@@ -75,13 +75,28 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let keys = match crate::static_keys::layer(store, args.static_keys.as_deref()) {
+    let keys = match crate::static_keys::layer(store.clone(), args.static_keys.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(&e.to_string()),
     };
+    let metrics = Arc::new(Metrics::new());
+    let limiter = match &args.redis {
+        Some(url) => match crate::store::ratelimit::RedisLimiter::open(url) {
+            Ok(l) => Some(Arc::new(
+                l.with_fallback_counter(metrics.ratelimit_fallbacks()),
+            )),
+            Err(e) => return fail(&format!("--redis: {e}")),
+        },
+        None => None,
+    };
     let policy_path = args.policy.clone();
-    let engine = match tokio::task::spawn_blocking(move || Engine::from_path(&policy_path, keys))
-        .await
+    let engine = match tokio::task::spawn_blocking(move || {
+        Engine::from_path(&policy_path, keys).map(|e| match limiter {
+            Some(l) => e.with_limiter(l),
+            None => e,
+        })
+    })
+    .await
     {
         Ok(Ok(e)) => Arc::new(e),
         Ok(Err(diags)) => {
@@ -93,16 +108,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
         Err(e) => return fail(&format!("policy load failed: {e}")),
     };
-    if args.redis.is_some() {
-        tracing::warn!("--redis is accepted but not used by this build");
-    }
-
-    let metrics = Arc::new(Metrics::new());
     let reloader = Arc::new(Reloader::new(
         Arc::clone(&engine),
         args.policy.clone(),
         Arc::clone(&metrics),
     ));
+    reloader.set_store(Arc::clone(&store));
+    // Revoked JWT ids live in the key store, fleet-wide.
+    portcullis_engine::credential::jwt::denylist::set_global(Some(Arc::clone(&store) as _));
     let app = App::new(
         Arc::clone(&engine),
         Settings {
@@ -118,7 +131,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
     let admin = match std::env::var(ADMIN_TOKEN_ENV) {
         Ok(token) if !token.is_empty() => match AdminApp::new(&token, Arc::clone(&reloader)) {
-            Ok(a) => Some(a),
+            Ok(a) => Some(a.with_store(Arc::clone(&store))),
             Err(e) => return fail(&e.to_string()),
         },
         _ => {
@@ -143,16 +156,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    if let Ok(addr) = decision_listener.local_addr() {
-        announce(&format!("listening on http://{addr}"));
-        tracing::info!(%addr, generation = engine.generation(), "decision API listening");
-    }
-    if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        announce(&format!("admin listening on http://{addr}"));
-        tracing::info!(%addr, "admin API listening");
-    }
-
-    // Kept alive for as long as we serve; dropping it stops the watch.
+    // Watch (and catch SIGHUP) before announcing the listeners, so a change
+    // made right after startup is never missed. Kept alive for as long as
+    // we serve; dropping it stops the watch.
     let _watch = if args.no_watch {
         None
     } else {
@@ -168,15 +174,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::warn!(error = %e, "cannot handle SIGHUP");
     }
 
+    // Installed before announcing too: until then SIGTERM would kill the process outright.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = stop_signals();
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        stop.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
 
     // Keeps every `jwks_url` key set of the policy fresh (a no-op without one).
     let _jwks = crate::jwks::spawn_jwks_refresher(stop_rx.clone());
+
+    if let Ok(addr) = decision_listener.local_addr() {
+        announce(&format!("listening on http://{addr}"));
+        tracing::info!(%addr, generation = engine.generation(), "decision API listening");
+    }
+    if let Some(addr) = admin_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        announce(&format!("admin listening on http://{addr}"));
+        tracing::info!(%addr, "admin API listening");
+    }
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(listener::serve(
@@ -208,19 +225,22 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-async fn wait_for_stop_signal() {
+/// Registers SIGTERM and SIGINT now; the future resolves on either.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

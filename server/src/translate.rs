@@ -1,13 +1,10 @@
 //! From the HTTP request a gateway sent to the engine's [`Request`]: which
 //! original method and target it names, its headers, client and host.
 
-use hyper::header::{HeaderMap, HeaderName};
+use hyper::header::HeaderMap;
 use portcullis_engine::Headers;
 
-static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
-static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+use crate::scan::{Scan, Slot};
 
 /// Why a forward-auth subrequest does not say what to decide on (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,18 +39,13 @@ pub struct Target {
     pub uri: String,
 }
 
-fn one<'a>(
-    h: &'a HeaderMap,
-    name: &HeaderName,
-    shown: &'static str,
-) -> Result<Option<&'a str>, TargetError> {
-    let mut it = h.get_all(name).iter();
-    match (it.next(), it.next()) {
-        (None, _) => Ok(None),
-        (Some(v), None) => std::str::from_utf8(v.as_bytes())
+fn one<'a>(slot: Slot<'a>, shown: &'static str) -> Result<Option<&'a str>, TargetError> {
+    match slot {
+        Slot::Absent => Ok(None),
+        Slot::One(v) => std::str::from_utf8(v.as_bytes())
             .map(|s| Some(s.trim()))
             .map_err(|_| TargetError::Unreadable(shown)),
-        (Some(_), Some(_)) => Err(TargetError::Unreadable(shown)),
+        Slot::Repeated => Err(TargetError::Unreadable(shown)),
     }
 }
 
@@ -64,11 +56,11 @@ fn one<'a>(
 /// client behind Traefik can send `X-Original-URI: /public` to make the
 /// decision about another path. When both families are present they must
 /// name the same request, or the subrequest is refused.
-pub fn target(h: &HeaderMap) -> Result<Target, TargetError> {
-    let om = one(h, &X_ORIGINAL_METHOD, "x-original-method")?;
-    let ou = one(h, &X_ORIGINAL_URI, "x-original-uri")?;
-    let fm = one(h, &X_FORWARDED_METHOD, "x-forwarded-method")?;
-    let fu = one(h, &X_FORWARDED_URI, "x-forwarded-uri")?;
+pub fn target(h: &Scan<'_>) -> Result<Target, TargetError> {
+    let om = one(h.original_method, "x-original-method")?;
+    let ou = one(h.original_uri, "x-original-uri")?;
+    let fm = one(h.forwarded_method, "x-forwarded-method")?;
+    let fu = one(h.forwarded_uri, "x-forwarded-uri")?;
     let method = pick(om, fm, ("x-original-method", "x-forwarded-method"))?
         .ok_or(TargetError::MissingMethod)?;
     let uri =
@@ -80,7 +72,12 @@ pub fn target(h: &HeaderMap) -> Result<Target, TargetError> {
         return Err(TargetError::BadUri);
     }
     Ok(Target {
-        method: method.to_ascii_uppercase(),
+        // Gateways send uppercase methods; copy those as they are.
+        method: if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            method.to_ascii_uppercase()
+        } else {
+            method.to_owned()
+        },
         uri: uri.to_string(),
     })
 }
@@ -117,8 +114,12 @@ pub fn headers(h: &HeaderMap) -> Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
+    use hyper::header::{HeaderName, HeaderValue};
     use portcullis_engine::request::HeaderLookup;
+
+    fn target(h: &HeaderMap) -> Result<Target, TargetError> {
+        super::target(&Scan::of(h, &[]))
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

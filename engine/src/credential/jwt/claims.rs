@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::json::{NumericDate, OneOrMany, SeenNames, Str};
+use super::json::{OneOrMany, SeenNames, Str};
 
 /// What the rules need from a credential definition, prepared at load.
 #[derive(Debug, Clone)]
@@ -132,12 +132,55 @@ impl<'de> Visitor<'de> for RawVisitor<'_> {
     }
 }
 
-fn typed<'a, T: serde::Deserialize<'a>>(
+// Typed readers over the captured raw JSON. The text is already valid JSON
+// (serde_json checked it while capturing), so its first byte tells the type
+// and the common shapes (a number, a string without escapes) are read
+// without a second parser; anything else goes through serde_json.
+
+fn raw_text(v: &RawValue) -> &str {
+    v.get().trim_matches([' ', '\t', '\n', '\r'])
+}
+
+fn date(v: Option<&RawValue>, msg: &'static str) -> Result<Option<f64>, ClaimsError> {
+    let Some(v) = v else { return Ok(None) };
+    let s = raw_text(v);
+    match s.as_bytes().first() {
+        // A JSON number is also valid Rust float syntax.
+        Some(b'-' | b'0'..=b'9') => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or(invalid(msg)),
+        _ => Err(invalid(msg)),
+    }
+}
+
+fn string<'a>(v: Option<&'a RawValue>, msg: &'static str) -> Result<Option<Str<'a>>, ClaimsError> {
+    let Some(v) = v else { return Ok(None) };
+    let s = raw_text(v);
+    if !s.starts_with('"') {
+        return Err(invalid(msg));
+    }
+    match s.get(1..s.len() - 1) {
+        Some(inner) if !inner.contains('\\') => Ok(Some(Str(std::borrow::Cow::Borrowed(inner)))),
+        _ => serde_json::from_str::<Str<'a>>(s)
+            .map(Some)
+            .map_err(|_| invalid(msg)),
+    }
+}
+
+fn strings<'a>(
     v: Option<&'a RawValue>,
     msg: &'static str,
-) -> Result<Option<T>, ClaimsError> {
-    v.map(|v| serde_json::from_str(v.get()).map_err(|_| invalid(msg)))
-        .transpose()
+) -> Result<Option<OneOrMany<'a>>, ClaimsError> {
+    let Some(raw) = v else { return Ok(None) };
+    if raw_text(raw).starts_with('"') {
+        return Ok(string(v, msg)?.map(OneOrMany::One));
+    }
+    serde_json::from_str::<OneOrMany<'a>>(raw.get())
+        .map(Some)
+        .map_err(|_| invalid(msg))
 }
 
 /// Reads and checks a claims set. `now` is seconds since the epoch.
@@ -154,14 +197,14 @@ pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsEr
         .map_err(|_| invalid("jwt claims are not a valid json object"))?;
 
     // Types first: a claim of the wrong type denies whatever its value says.
-    let exp: Option<NumericDate> = typed(raw.exp, "`exp` is not a number")?;
-    let nbf: Option<NumericDate> = typed(raw.nbf, "`nbf` is not a number")?;
-    let iat: Option<NumericDate> = typed(raw.iat, "`iat` is not a number")?;
-    let iss: Option<Str<'_>> = typed(raw.iss, "`iss` is not a string")?;
-    let aud: Option<OneOrMany<'_>> = typed(raw.aud, "`aud` is not a string or array of strings")?;
-    let jti: Option<Str<'_>> = typed(raw.jti, "`jti` is not a string")?;
-    let principal: Option<Str<'_>> = typed(raw.principal, "principal claim is not a string")?;
-    let scopes: Option<OneOrMany<'_>> = typed(
+    let exp = date(raw.exp, "`exp` is not a number")?;
+    let nbf = date(raw.nbf, "`nbf` is not a number")?;
+    let iat = date(raw.iat, "`iat` is not a number")?;
+    let iss = string(raw.iss, "`iss` is not a string")?;
+    let aud = strings(raw.aud, "`aud` is not a string or array of strings")?;
+    let jti = string(raw.jti, "`jti` is not a string")?;
+    let principal = string(raw.principal, "principal claim is not a string")?;
+    let scopes = strings(
         raw.scopes,
         "scopes claim is not a string or array of strings",
     )?;
@@ -175,7 +218,6 @@ pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsEr
         return Err(invalid("a required claim is missing"));
     }
 
-    let (exp, nbf, iat) = (exp.map(|d| d.0), nbf.map(|d| d.0), iat.map(|d| d.0));
     let leeway = rules.leeway;
     if let Some(exp) = exp {
         // RFC 7519 4.1.4: the current time must be before `exp`.
@@ -321,6 +363,25 @@ mod tests {
             err(&format!(r#"{{{BASE},"sub":"u2"}}"#)),
             ClaimsError::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn dates_are_finite_json_numbers() {
+        let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
+        for ok in ["1", "-1", "1.5", "1e3", "18446744073709551616"] {
+            assert!(date(Some(&raw(ok)), "x").unwrap().is_some(), "{ok}");
+        }
+        for bad in [r#""1""#, "true", "null", "[1]", "{}", "1e999"] {
+            assert_eq!(date(Some(&raw(bad)), "x"), Err(invalid("x")), "{bad}");
+        }
+        assert_eq!(
+            string(Some(&raw(r#""a\u0062c""#)), "x")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "abc"
+        );
+        assert_eq!(string(Some(&raw("5")), "x"), Err(invalid("x")));
     }
 
     #[test]

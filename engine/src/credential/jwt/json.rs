@@ -78,39 +78,6 @@ impl<'de> Deserialize<'de> for OneOrMany<'de> {
     }
 }
 
-/// A NumericDate (RFC 7519 section 2): a JSON number, seconds since the epoch.
-/// Strings, booleans, null and non-finite values are errors.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NumericDate(pub f64);
-
-impl<'de> Deserialize<'de> for NumericDate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = NumericDate;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number of seconds")
-            }
-            #[allow(clippy::cast_precision_loss)]
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(NumericDate(v as f64))
-            }
-            #[allow(clippy::cast_precision_loss)]
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(NumericDate(v as f64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                if v.is_finite() {
-                    Ok(NumericDate(v))
-                } else {
-                    Err(E::custom("non-finite date"))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// Remembers member names of one object and reports a repeat.
 ///
 /// A linear scan while the object is small (headers and claims usually
@@ -163,15 +130,6 @@ mod tests {
             serde_json::from_str::<OneOrMany<'_>>(r#"["a"]"#).unwrap(),
             OneOrMany::Many(vec![Str(Cow::Borrowed("a"))])
         );
-    }
-
-    #[test]
-    fn dates_are_numbers() {
-        assert!(serde_json::from_str::<NumericDate>(r#""1""#).is_err());
-        assert!(serde_json::from_str::<NumericDate>("true").is_err());
-        assert!(serde_json::from_str::<NumericDate>("null").is_err());
-        assert_eq!(serde_json::from_str::<NumericDate>("1.5").unwrap().0, 1.5);
-        assert!(serde_json::from_str::<NumericDate>("1e999").is_err());
     }
 
     #[test]

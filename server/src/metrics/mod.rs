@@ -3,6 +3,11 @@
 //! Label values come from the policy (route and credential names) and from
 //! fixed sets, never from requests, so cardinality is bounded by the policy.
 
+mod sharded;
+
+pub use sharded::{LatencyHistogram, ShardedCounter};
+
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +16,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use rustc_hash::FxHashMap;
 
 /// Which endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,26 +74,53 @@ struct ConnLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FastKey {
+    metrics: u64,
+    endpoint: u8,
+    allow: bool,
+    /// Address of the reason's static code.
+    reason: usize,
+    /// Addresses of the route and credential names (0: none).
+    route: usize,
+    credential: usize,
+}
+
+struct FastEntry {
+    /// Keep the names alive so their addresses stay theirs.
+    _pins: (Option<Arc<str>>, Option<Arc<str>>),
+    counter: ShardedCounter,
+}
+
+#[derive(Default)]
+struct FastCounters {
+    generation: u64,
+    map: FxHashMap<FastKey, FastEntry>,
+}
+
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    static FAST: RefCell<FastCounters> = RefCell::new(FastCounters::default());
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
-    decisions: Family<DecisionLabels, Counter>,
-    latency: [Histogram; 3],
+    decisions: Family<DecisionLabels, ShardedCounter>,
+    latency: [LatencyHistogram; 3],
     bad_requests: Family<BadRequestLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     generation: Gauge,
     last_reload_ok: Gauge,
     last_reload_time: Gauge,
     open_connections: Family<ListenerLabel, Gauge>,
+    ratelimit_fallbacks: Counter,
     connections: Family<ConnLabels, Counter>,
     none: Arc<str>,
+    /// Distinguishes instances in the per-thread counter cache.
+    instance: u64,
 }
-
-/// Decision latency buckets, seconds: in-memory decisions take microseconds,
-/// a store lookup milliseconds.
-const LATENCY_BUCKETS: [f64; 14] = [
-    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.5,
-];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -99,15 +131,13 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("portcullis");
-        let decisions = Family::<DecisionLabels, Counter>::default();
+        let decisions = Family::<DecisionLabels, ShardedCounter>::default();
         registry.register(
             "decisions",
             "Decisions by endpoint, verdict, reason, route and credential",
             decisions.clone(),
         );
-        let latency_family = Family::<EndpointLabel, Histogram>::new_with_constructor(
-            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
-        );
+        let latency_family = Family::<EndpointLabel, LatencyHistogram>::default();
         registry.register(
             "decision_duration_seconds",
             "Time to decide one request (engine only, excluding HTTP)",
@@ -157,6 +187,12 @@ impl Metrics {
             "Open connections by listener",
             open_connections.clone(),
         );
+        let ratelimit_fallbacks = Counter::default();
+        registry.register(
+            "ratelimit_fallbacks",
+            "Rate-limit checks answered without Redis (local limiter or deny, per --redis on_error)",
+            ratelimit_fallbacks.clone(),
+        );
         let connections = Family::<ConnLabels, Counter>::default();
         registry.register(
             "connections",
@@ -173,31 +209,90 @@ impl Metrics {
             last_reload_ok,
             last_reload_time,
             open_connections,
+            ratelimit_fallbacks,
             connections,
             none: Arc::from(""),
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
-    pub fn record_decision(&self, endpoint: Endpoint, d: &Decision, took: Duration) {
-        let labels = DecisionLabels {
-            endpoint: endpoint.as_str(),
-            verdict: if d.allow { "allow" } else { "deny" },
-            reason: d.reason.as_str(),
-            route: d.route.clone().unwrap_or_else(|| Arc::clone(&self.none)),
-            credential: d
-                .credential
-                .clone()
-                .unwrap_or_else(|| Arc::clone(&self.none)),
-        };
-        self.decisions.get_or_create(&labels).inc();
+    /// Counts a decision and its latency. `generation` is the policy
+    /// generation serving now; when it moves on, per-thread lookups made for
+    /// older policies are dropped.
+    pub fn record_decision(
+        &self,
+        endpoint: Endpoint,
+        d: &Decision,
+        took: Duration,
+        generation: u64,
+    ) {
+        self.decision_counter(endpoint, d, generation).inc();
         let idx = match endpoint {
             Endpoint::Decide => 0,
             Endpoint::ForwardAuth => 1,
             Endpoint::ExtAuthz => 2,
         };
         if let Some(h) = self.latency.get(idx) {
-            h.observe(took.as_secs_f64());
+            h.observe(took);
         }
+    }
+
+    /// The counter for a decision's labels.
+    ///
+    /// `Family::get_or_create` hashes every label string and takes a lock
+    /// shared by all threads on each call; on the decision path a
+    /// thread-local map keyed by the label strings' addresses finds the
+    /// counter instead. The map holds the `Arc`s whose addresses it uses, so
+    /// an address cannot be reused for another name while it is a key.
+    fn decision_counter(
+        &self,
+        endpoint: Endpoint,
+        d: &Decision,
+        generation: u64,
+    ) -> ShardedCounter {
+        let key = FastKey {
+            metrics: self.instance,
+            endpoint: endpoint as u8,
+            allow: d.allow,
+            reason: d.reason.as_str().as_ptr() as usize,
+            route: d
+                .route
+                .as_ref()
+                .map_or(0, |r| Arc::as_ptr(r) as *const u8 as usize),
+            credential: d
+                .credential
+                .as_ref()
+                .map_or(0, |c| Arc::as_ptr(c) as *const u8 as usize),
+        };
+        FAST.with(|cell| {
+            let mut fast = cell.borrow_mut();
+            if fast.generation != generation {
+                fast.generation = generation;
+                fast.map.clear();
+            }
+            if let Some(hit) = fast.map.get(&key) {
+                return hit.counter.clone();
+            }
+            let labels = DecisionLabels {
+                endpoint: endpoint.as_str(),
+                verdict: if d.allow { "allow" } else { "deny" },
+                reason: d.reason.as_str(),
+                route: d.route.clone().unwrap_or_else(|| Arc::clone(&self.none)),
+                credential: d
+                    .credential
+                    .clone()
+                    .unwrap_or_else(|| Arc::clone(&self.none)),
+            };
+            let counter = self.decisions.get_or_create(&labels).clone();
+            fast.map.insert(
+                key,
+                FastEntry {
+                    _pins: (d.route.clone(), d.credential.clone()),
+                    counter: counter.clone(),
+                },
+            );
+            counter
+        })
     }
 
     /// `kind` is a fixed word (`json`, `too_large`, `missing_target`, ...).
@@ -251,6 +346,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts rate-limit checks answered without Redis (shared with the limiter).
+    pub fn ratelimit_fallbacks(&self) -> Counter {
+        self.ratelimit_fallbacks.clone()
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8192);
@@ -274,12 +374,13 @@ mod tests {
         let mut d = Decision::deny(Reason::InsufficientScope);
         d.route = Some("charges.read".into());
         d.credential = Some("partner_key".into());
-        m.record_decision(Endpoint::ForwardAuth, &d, Duration::from_micros(3));
+        m.record_decision(Endpoint::ForwardAuth, &d, Duration::from_micros(3), 1);
+        m.record_decision(Endpoint::ForwardAuth, &d, Duration::from_micros(3), 1);
         m.record_reload(false, "watch", 1, 1_700_000_000);
         m.connection_opened("decision");
         let text = m.encode();
         assert!(text.contains(
-            r#"portcullis_decisions_total{endpoint="forward_auth",verdict="deny",reason="insufficient_scope",route="charges.read",credential="partner_key"} 1"#
+            r#"portcullis_decisions_total{endpoint="forward_auth",verdict="deny",reason="insufficient_scope",route="charges.read",credential="partner_key"} 2"#
         ), "{text}");
         assert!(
             text.contains(r#"portcullis_policy_reloads_total{result="error",trigger="watch"} 1"#)

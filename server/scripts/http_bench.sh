@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Measures what a Portcullis decision costs over HTTP, next to a bare hyper
+# server that answers 200 to everything (server/examples/bare_hyper.rs), the
+# two run alternately in the same session under the same wrk load.
+#
+# Reports, per run: requests per second, p50 and p99 latency (wrk, at
+# CONNECTIONS connections), and the server's CPU time per request
+# (user + system from /proc/PID/stat before and after the run, divided by the
+# requests wrk completed). Release builds.
+#
+#   server/scripts/http_bench.sh                 # forward-auth, 64 connections, 3 rounds of 10s
+#   ENDPOINT=ext-authz ROUNDS=5 server/scripts/http_bench.sh
+#
+# Needs wrk (apt-get install wrk) and Linux /proc.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+ROUNDS=${ROUNDS:-3}
+ENDPOINT=${ENDPOINT:-forward-auth}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release -q -p portcullis-server --bin portcullis --example bare_hyper --example bench_fixture
+bin="$CARGO_TARGET_DIR/release"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+key=$("$bin/examples/bench_fixture" "$work")
+
+# Starts a server, waits for its `listening on http://ADDR` line; sets $pid and $addr.
+start() {
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 200); do
+    addr=$(sed -n 's|^listening on http://||p' "$work/$name.out" | head -n1)
+    [ -n "$addr" ] && return 0
+    sleep 0.05
+  done
+  echo "$name did not start:" >&2
+  cat "$work/$name.err" >&2
+  exit 1
+}
+
+start portcullis "$bin/portcullis" serve --policy "$work/policy.yaml" --static-keys "$work/keys.json" \
+  --store "sqlite://$work/keys.db" --listen 127.0.0.1:0 --no-watch
+p_pid=$pid p_addr=$addr
+start bare "$bin/examples/bare_hyper" 127.0.0.1:0
+b_pid=$pid b_addr=$addr
+
+case "$ENDPOINT" in
+  forward-auth)
+    path=/v1/forward-auth
+    headers=(-H "x-api-key: $key" -H "x-forwarded-method: GET" -H "x-forwarded-uri: /v1/charges/ch_1"
+             -H "x-forwarded-host: api.example.com" -H "x-forwarded-proto: https"
+             -H "x-forwarded-for: 198.51.100.7") ;;
+  ext-authz)
+    path=/v1/ext-authz/v1/charges/ch_1
+    headers=(-H "x-api-key: $key" -H "host: api.example.com" -H "x-forwarded-for: 198.51.100.7") ;;
+  *) echo "ENDPOINT must be forward-auth or ext-authz" >&2; exit 1 ;;
+esac
+
+# The decision must be an allow, or we would measure denials.
+check=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "http://$p_addr$path")
+[ "$check" = 200 ] || { echo "the benchmark request is not allowed (HTTP $check)" >&2; exit 1; }
+
+hz=$(getconf CLK_TCK)
+# utime + stime, in clock ticks (fields 14 and 15; the name field has no spaces here).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+results="$work/results"
+run() {
+  local name=$1 pid=$2 addr=$3
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" "http://$addr$path" >/dev/null
+  local t0 t1 out
+  t0=$(ticks "$pid")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" "http://$addr$path")
+  t1=$(ticks "$pid")
+  local n rps p50 p99 bad cpu
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); bad=${bad:-0}
+  cpu=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
+  printf '%-11s %10s req/s   p50 %9s   p99 %9s   cpu %7s us/req   non-2xx %s\n' \
+    "$name" "$rps" "$p50" "$p99" "$cpu" "$bad"
+  echo "$name $rps $cpu" >>"$results"
+}
+
+echo "endpoint $ENDPOINT, $CONNECTIONS connections, $THREADS wrk threads, $ROUNDS rounds of $DURATION, $(nproc) CPUs"
+for r in $(seq 1 "$ROUNDS"); do
+  run bare "$b_pid" "$b_addr"
+  run portcullis "$p_pid" "$p_addr"
+done
+
+awk '
+  { rps[$1] += $2; cpu[$1] += $3; n[$1]++ }
+  END {
+    printf "\nmean over %d rounds:\n", n["bare"]
+    for (k in n) printf "  %-11s %10.0f req/s   %7.2f us CPU/req\n", k, rps[k] / n[k], cpu[k] / n[k]
+    printf "  decision overhead: %.2f us CPU per request\n", cpu["portcullis"] / n["portcullis"] - cpu["bare"] / n["bare"]
+  }' "$results"
