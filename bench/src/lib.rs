@@ -87,3 +87,27 @@ pub fn key_index(n: usize) -> (Arc<MemoryIndex>, Vec<String>) {
     }
     (Arc::new(index), sample)
 }
+
+/// The YAML text of [`policy_with_routes`]: the same `n` routes, for
+/// measuring the whole load (parse, validate, compile) from text.
+pub fn policy_yaml_with_routes(n: usize) -> String {
+    let mut out = String::with_capacity(200 + n * 120);
+    out.push_str(
+        "version: 1\ncredentials:\n  partner_key:\n    type: api_key\n    in: [header:x-api-key, bearer]\n    prefixes: [pk_live_]\nroutes:\n",
+    );
+    for i in 0..n {
+        let path = match i % 3 {
+            0 => format!("/svc{i}/items/{{id}}"),
+            1 => format!("/svc{i}/static"),
+            _ => format!("/svc{i}/files/**"),
+        };
+        out.push_str(&format!(
+            "  - name: route{i}\n    match: {{methods: [GET], path: \"{path}\"}}\n    require: partner_key\n    scopes: {{all_of: [read]}}\n"
+        ));
+    }
+    out
+}
+
+/// The workload harness behind the `portcullis-bench` binary: real servers,
+/// real stores, open- and closed-loop load, reports (see docs/benchmarking.md).
+pub mod harness;
