@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use portcullis_engine::credential::apikey::{
-    fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, MemoryIndex,
-};
+use portcullis_engine::credential::apikey::{generate, KeyEntry, KeyRecord, MemoryIndex};
 use portcullis_engine::path::parse_pattern;
 use portcullis_engine::policy::{
     ApiKeyDef, CredentialDef, CredentialKind, Policy, Requirement, Route, RouteMatch,
@@ -78,29 +76,38 @@ pub fn key_index(n: usize) -> (Arc<MemoryIndex>, Vec<String>) {
     let scopes: Arc<[String]> = Arc::from(vec!["read".to_string()]);
     for i in 0..n {
         let key = generate("pk_live_").unwrap_or_default();
-        let record = KeyRecord {
-            id: Arc::from(format!("key_{i}")),
-            consumer: Arc::from(format!("consumer_{}", i % 1000)),
-            scopes: Arc::clone(&scopes),
-            created_at: 0,
-            expires_at: None,
-            not_before: None,
-            revoked_at: None,
-            allowed_cidrs: vec![],
-            metadata: Default::default(),
-            rate_limit: None,
-        };
-        index.insert(
-            KeyDigest::of(&key),
-            KeyEntry {
-                record: Arc::new(record),
-                fingerprint: fingerprint(&key).into(),
-                key_expires_at: None,
-            },
-        );
+        let mut record =
+            KeyRecord::new(&format!("key_{i}"), &format!("consumer_{}", i % 1000), &[]);
+        record.scopes = Arc::clone(&scopes);
+        let (digest, entry) = KeyEntry::for_key(&key, record);
+        index.insert(digest, entry);
         if i % (n / 64).max(1) == 0 {
             sample.push(key);
         }
     }
     (Arc::new(index), sample)
 }
+
+/// The YAML text of [`policy_with_routes`]: the same `n` routes, for
+/// measuring the whole load (parse, validate, compile) from text.
+pub fn policy_yaml_with_routes(n: usize) -> String {
+    let mut out = String::with_capacity(200 + n * 120);
+    out.push_str(
+        "version: 1\ncredentials:\n  partner_key:\n    type: api_key\n    in: [header:x-api-key, bearer]\n    prefixes: [pk_live_]\nroutes:\n",
+    );
+    for i in 0..n {
+        let path = match i % 3 {
+            0 => format!("/svc{i}/items/{{id}}"),
+            1 => format!("/svc{i}/static"),
+            _ => format!("/svc{i}/files/**"),
+        };
+        out.push_str(&format!(
+            "  - name: route{i}\n    match: {{methods: [GET], path: \"{path}\"}}\n    require: partner_key\n    scopes: {{all_of: [read]}}\n"
+        ));
+    }
+    out
+}
+
+/// The workload harness behind the `portcullis-bench` binary: real servers,
+/// real stores, open- and closed-loop load, reports (see docs/benchmarking.md).
+pub mod harness;

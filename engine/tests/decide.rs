@@ -44,26 +44,8 @@ routes:
 fn index_with(scopes: &[&str]) -> (Arc<MemoryIndex>, String) {
     let index = MemoryIndex::new();
     let key = generate("pk_test_").unwrap();
-    let record = KeyRecord {
-        id: "key_1".into(),
-        consumer: "acme".into(),
-        scopes: Arc::from(scopes.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-        created_at: 0,
-        expires_at: None,
-        not_before: None,
-        revoked_at: None,
-        allowed_cidrs: vec![],
-        metadata: Default::default(),
-        rate_limit: None,
-    };
-    index.insert(
-        KeyDigest::of(&key),
-        KeyEntry {
-            record: Arc::new(record),
-            fingerprint: fingerprint(&key).into(),
-            key_expires_at: None,
-        },
-    );
+    let (digest, entry) = KeyEntry::for_key(&key, KeyRecord::new("key_1", "acme", scopes));
+    index.insert(digest, entry);
     (Arc::new(index), key)
 }
 

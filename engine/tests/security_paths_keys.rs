@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use portcullis_engine::credential::apikey::{
-    fingerprint, generate, KeyDigest, KeyEntry, KeyRecord, KeyStore, MemoryIndex, StoreError,
+    generate, KeyDigest, KeyEntry, KeyRecord, KeyStore, MemoryIndex, StoreError,
 };
 use portcullis_engine::{policy, Engine, Headers, Reason, Request};
 
@@ -52,26 +52,8 @@ fn setup() -> (Engine, Arc<CountingStore>, String) {
         lookups: AtomicUsize::new(0),
     });
     let key = generate("pk_").unwrap();
-    let rec = KeyRecord {
-        id: "key_1".into(),
-        consumer: "acme".into(),
-        scopes: Arc::from(Vec::<String>::new()),
-        created_at: 0,
-        expires_at: None,
-        not_before: None,
-        revoked_at: None,
-        allowed_cidrs: vec![],
-        metadata: Default::default(),
-        rate_limit: None,
-    };
-    store.inner.insert(
-        KeyDigest::of(&key),
-        KeyEntry {
-            record: Arc::new(rec),
-            fingerprint: fingerprint(&key).into(),
-            key_expires_at: None,
-        },
-    );
+    let (digest, entry) = KeyEntry::for_key(&key, KeyRecord::new("key_1", "acme", &[]));
+    store.inner.insert(digest, entry);
     let p = policy::load_str(Path::new("sec.yaml"), POLICY).unwrap();
     let engine = Engine::new(&p, Arc::clone(&store) as Arc<dyn KeyStore>).unwrap();
     (engine, store, key)

@@ -36,6 +36,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct AdminApp {
     inner: Arc<Inner>,
+    keys: Option<Arc<crate::store::Store>>,
 }
 
 // Holds a secret's digest: never print it.
@@ -55,7 +56,14 @@ impl AdminApp {
                 token_digest: Sha256::digest(token.as_bytes()).into(),
                 reloader,
             }),
+            keys: None,
         })
+    }
+
+    /// Serves `/admin/v1/keys...` over this store.
+    pub fn with_store(mut self, store: Arc<crate::store::Store>) -> Self {
+        self.keys = Some(store);
+        self
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -91,7 +99,7 @@ impl AdminApp {
                 _ => respond::method_not_allowed("POST"),
             },
             p if p == "/admin/v1/keys" || p.starts_with("/admin/v1/keys/") => {
-                crate::keys::handle(req).await
+                crate::keys::handle(self.keys.as_ref(), req).await
             }
             _ => respond::not_found(),
         }

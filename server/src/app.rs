@@ -137,7 +137,13 @@ impl App {
                 respond::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }),
             "/readyz" => read_only(&req, || {
-                respond::json(StatusCode::OK, &self.inner.reloader.readiness())
+                let r = self.inner.reloader.readiness();
+                let status = if r.get("ready") == Some(&serde_json::Value::Bool(true)) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                respond::json(status, &r)
             }),
             "/metrics" => read_only(&req, || {
                 respond::text(

@@ -29,7 +29,7 @@ pub enum Command {
     Test(TestArgs),
     /// Decide one request given as JSON and print the decision.
     Decide(DecideArgs),
-    /// Manage API keys (not yet available in this build).
+    /// Manage API keys: create|list|show|revoke|rotate (see `portcullis keys --help`).
     Keys(KeysArgs),
 }
 
@@ -96,7 +96,7 @@ pub struct ServeArgs {
     /// Key store URL: sqlite://PATH, postgres://..., redis://...
     #[arg(long, default_value = "sqlite://portcullis.db")]
     pub store: String,
-    /// Redis URL for shared state (accepted; not used by this build yet).
+    /// Redis URL for fleet-wide rate limits (`?prefix=&on_error=local|deny&timeout=&retry=`; docs/stores.md).
     #[arg(long)]
     pub redis: Option<String>,
     /// Read-only key file (digests and records, see docs/server.md), consulted before the store.

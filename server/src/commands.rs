@@ -80,7 +80,7 @@ fn read_request(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Decides one request given as JSON and prints the decision (exit 0 for
 /// allow and deny alike; 1 when the policy, store or request is unusable).
 pub fn decide(args: &DecideArgs) -> ExitCode {
-    let store = match crate::store::open(&args.store).and_then(|s| {
+    let store = match crate::store::open_oneshot(&args.store).and_then(|s| {
         crate::static_keys::layer(s, args.static_keys.as_deref()).map_err(|e| e.to_string())
     }) {
         Ok(s) => s,
@@ -129,9 +129,7 @@ pub fn decide(args: &DecideArgs) -> ExitCode {
     }
 }
 
-/// Placeholder until the key store lands.
+/// `portcullis keys ...`: see [`crate::keys_cli`].
 pub fn keys(args: &KeysArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("portcullis keys: not yet available in this build");
-    ExitCode::from(2)
+    crate::keys_cli::run(&args.args)
 }

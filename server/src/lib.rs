@@ -14,6 +14,7 @@ pub mod commands;
 pub mod decision_log;
 pub mod jwks;
 pub mod keys;
+pub mod keys_cli;
 pub mod listener;
 pub mod metrics;
 pub mod reload;

@@ -82,6 +82,7 @@ pub struct Reloader {
     gate: tokio::sync::Mutex<()>,
     last: parking_lot::RwLock<Option<Attempt>>,
     metrics: Arc<Metrics>,
+    store: std::sync::OnceLock<Arc<crate::store::Store>>,
 }
 
 impl Reloader {
@@ -93,7 +94,13 @@ impl Reloader {
             gate: tokio::sync::Mutex::new(()),
             last: parking_lot::RwLock::new(None),
             metrics,
+            store: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The key store whose freshness `/readyz` reports.
+    pub fn set_store(&self, store: Arc<crate::store::Store>) {
+        let _ = self.store.set(store);
     }
 
     pub fn path(&self) -> &Path {
@@ -181,8 +188,10 @@ impl Reloader {
     /// The `/readyz` detail.
     pub fn readiness(&self) -> serde_json::Value {
         let policy = self.engine.policy();
+        let store = self.store.get().map(|s| s.status());
         serde_json::json!({
-            "ready": true,
+            "ready": store.as_ref().is_none_or(|s| s.ready),
+            "store": store,
             "policy": {
                 "path": self.path.display().to_string(),
                 "generation": self.engine.generation(),

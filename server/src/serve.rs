@@ -75,13 +75,28 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let keys = match crate::static_keys::layer(store, args.static_keys.as_deref()) {
+    let keys = match crate::static_keys::layer(store.clone(), args.static_keys.as_deref()) {
         Ok(k) => k,
         Err(e) => return fail(&e.to_string()),
     };
+    let metrics = Arc::new(Metrics::new());
+    let limiter = match &args.redis {
+        Some(url) => match crate::store::ratelimit::RedisLimiter::open(url) {
+            Ok(l) => Some(Arc::new(
+                l.with_fallback_counter(metrics.ratelimit_fallbacks()),
+            )),
+            Err(e) => return fail(&format!("--redis: {e}")),
+        },
+        None => None,
+    };
     let policy_path = args.policy.clone();
-    let engine = match tokio::task::spawn_blocking(move || Engine::from_path(&policy_path, keys))
-        .await
+    let engine = match tokio::task::spawn_blocking(move || {
+        Engine::from_path(&policy_path, keys).map(|e| match limiter {
+            Some(l) => e.with_limiter(l),
+            None => e,
+        })
+    })
+    .await
     {
         Ok(Ok(e)) => Arc::new(e),
         Ok(Err(diags)) => {
@@ -93,16 +108,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
         Err(e) => return fail(&format!("policy load failed: {e}")),
     };
-    if args.redis.is_some() {
-        tracing::warn!("--redis is accepted but not used by this build");
-    }
-
-    let metrics = Arc::new(Metrics::new());
     let reloader = Arc::new(Reloader::new(
         Arc::clone(&engine),
         args.policy.clone(),
         Arc::clone(&metrics),
     ));
+    reloader.set_store(Arc::clone(&store));
+    // Revoked JWT ids live in the key store, fleet-wide.
+    portcullis_engine::credential::jwt::denylist::set_global(Some(Arc::clone(&store) as _));
     let app = App::new(
         Arc::clone(&engine),
         Settings {
@@ -118,7 +131,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
     let admin = match std::env::var(ADMIN_TOKEN_ENV) {
         Ok(token) if !token.is_empty() => match AdminApp::new(&token, Arc::clone(&reloader)) {
-            Ok(a) => Some(a),
+            Ok(a) => Some(a.with_store(Arc::clone(&store))),
             Err(e) => return fail(&e.to_string()),
         },
         _ => {

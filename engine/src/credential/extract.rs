@@ -27,7 +27,11 @@ pub fn bearer(headers: &Headers) -> Found<'_> {
                 return Found::Ambiguous;
             }
             let v = v.trim_matches(|c| c == ' ' || c == '\t');
-            let Some((scheme, rest)) = v.split_once([' ', '\t']) else {
+            let Some((scheme, rest)) = v
+                .bytes()
+                .position(|b| b == b' ' || b == b'\t')
+                .map(|i| v.split_at(i))
+            else {
                 // `Bearer` with no token is a malformed bearer, not another scheme.
                 return if v.eq_ignore_ascii_case("bearer") {
                     Found::Ambiguous
@@ -39,7 +43,7 @@ pub fn bearer(headers: &Headers) -> Found<'_> {
                 return Found::Absent;
             }
             let token = rest.trim_start_matches([' ', '\t']);
-            if token.is_empty() || token.contains([' ', '\t']) {
+            if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b'\t') {
                 return Found::Ambiguous;
             }
             Found::Value(token)

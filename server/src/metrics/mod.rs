@@ -115,6 +115,7 @@ pub struct Metrics {
     last_reload_ok: Gauge,
     last_reload_time: Gauge,
     open_connections: Family<ListenerLabel, Gauge>,
+    ratelimit_fallbacks: Counter,
     connections: Family<ConnLabels, Counter>,
     none: Arc<str>,
     /// Distinguishes instances in the per-thread counter cache.
@@ -186,6 +187,12 @@ impl Metrics {
             "Open connections by listener",
             open_connections.clone(),
         );
+        let ratelimit_fallbacks = Counter::default();
+        registry.register(
+            "ratelimit_fallbacks",
+            "Rate-limit checks answered without Redis (local limiter or deny, per --redis on_error)",
+            ratelimit_fallbacks.clone(),
+        );
         let connections = Family::<ConnLabels, Counter>::default();
         registry.register(
             "connections",
@@ -202,6 +209,7 @@ impl Metrics {
             last_reload_ok,
             last_reload_time,
             open_connections,
+            ratelimit_fallbacks,
             connections,
             none: Arc::from(""),
             instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -336,6 +344,11 @@ impl Metrics {
                 result: "refused",
             })
             .inc();
+    }
+
+    /// Counts rate-limit checks answered without Redis (shared with the limiter).
+    pub fn ratelimit_fallbacks(&self) -> Counter {
+        self.ratelimit_fallbacks.clone()
     }
 
     /// The OpenMetrics text exposition.

@@ -127,10 +127,11 @@ fn decide_prints_the_decision() {
 }
 
 #[test]
-fn keys_is_not_available_yet() {
+fn keys_usage_errors_exit_2() {
+    // Missing --prefix: a usage error before any store is opened.
     let out = portcullis(&["keys", "create", "--consumer", "acme"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not yet available"));
+    assert!(text(&out.stderr).contains("--prefix"));
 }
 
 #[test]

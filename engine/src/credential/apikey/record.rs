@@ -52,6 +52,26 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// A record with no time bounds, network restriction, metadata or override.
+    pub fn new(id: &str, consumer: &str, scopes: &[&str]) -> Self {
+        KeyRecord {
+            id: Arc::from(id),
+            consumer: Arc::from(consumer),
+            scopes: scopes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into(),
+            created_at: 0,
+            expires_at: None,
+            not_before: None,
+            revoked_at: None,
+            allowed_cidrs: Vec::new(),
+            metadata: BTreeMap::new(),
+            rate_limit: None,
+        }
+    }
+
     pub fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
         if self.allowed_cidrs.is_empty() {
             return true;
@@ -69,6 +89,19 @@ pub struct KeyEntry {
     pub fingerprint: Arc<str>,
     /// When this key version stops working (rotation overlap end), in unix seconds.
     pub key_expires_at: Option<i64>,
+}
+
+impl KeyEntry {
+    /// The index entry for a plaintext key: its digest, and the entry holding
+    /// only the key's fingerprint. The key itself is not kept.
+    pub fn for_key(key: &str, record: KeyRecord) -> (KeyDigest, KeyEntry) {
+        let entry = KeyEntry {
+            record: Arc::new(record),
+            fingerprint: super::format::fingerprint(key).into(),
+            key_expires_at: None,
+        };
+        (KeyDigest::of(key), entry)
+    }
 }
 
 /// Why a lookup could not be answered. The engine turns it into `store_unavailable`.
