@@ -36,14 +36,18 @@ fn portcullis() -> PathBuf {
     let profile = target_profile_dir();
     let target = profile.parent().unwrap();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let out = Command::new(cargo)
         .args(["build", "-p", "portcullis-server", "--bin", "portcullis"])
         .arg("--target-dir")
         .arg(target)
         .current_dir(manifest_dir().parent().unwrap())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "building portcullis failed");
+    assert!(
+        out.status.success(),
+        "building portcullis failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bin = target.join("debug").join("portcullis");
     assert!(bin.is_file(), "no {}", bin.display());
     bin
