@@ -7,7 +7,8 @@
 //! received within `header_read_timeout` → closed; idle keep-alive beyond
 //! `idle_timeout` → closed; body too large → 400, body too slow → 408
 //! (`app`); handler beyond `request_timeout` → 503; connections beyond
-//! `max_connections` → 503 and closed.
+//! `max_connections` → 503 and closed; ambiguous body framing that hyper
+//! lets through (`Transfer-Encoding` other than one `chunked`) → 400 and closed.
 
 use std::convert::Infallible;
 use std::io;
@@ -300,6 +301,49 @@ fn builder(limits: &LimitArgs) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Framing shapes that hyper accepts but that a proxy in front of us may
+/// read differently (request smuggling): refused before any body is read.
+///
+/// hyper already refuses two differing `Content-Length`s, a final coding
+/// other than `chunked`, `Transfer-Encoding` in HTTP/1.0 and obs-fold (400),
+/// and for `Transfer-Encoding` with `Content-Length` it drops the length,
+/// decodes chunked and closes the connection (RFC 9112 section 6.3). What
+/// is left is a coding before `chunked` (`gzip, chunked`), which we do not
+/// decode, and `Transfer-Encoding` repeated or listing `chunked` twice.
+fn ambiguous_framing(req: &Request<Incoming>) -> Option<&'static str> {
+    if req.version() >= hyper::Version::HTTP_2 {
+        // h2 frames bodies itself and refuses `transfer-encoding`.
+        return None;
+    }
+    let mut te = req
+        .headers()
+        .get_all(hyper::header::TRANSFER_ENCODING)
+        .iter();
+    let first = te.next()?;
+    if te.next().is_some() {
+        return Some("more than one transfer-encoding header");
+    }
+    if !first
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"chunked")
+    {
+        return Some("transfer-encoding other than `chunked`");
+    }
+    None
+}
+
+fn refuse_framing(why: &'static str) -> Resp {
+    tracing::debug!(reason = why, "refusing ambiguous request framing");
+    let mut r = respond::error(StatusCode::BAD_REQUEST, why);
+    // The body was not read and its end is in doubt: nothing after it is a request.
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 fn timed_out() -> Resp {
     respond::error(StatusCode::SERVICE_UNAVAILABLE, "request timed out")
 }
@@ -357,7 +401,10 @@ pub async fn serve(
         let request_timeout = limits.request_timeout;
         let svc = service_fn(move |req: Request<Incoming>| {
             let in_flight = InFlight::begin(&svc_activity);
-            let handled = svc_service.call(peer, req);
+            let handled = match ambiguous_framing(&req) {
+                Some(why) => Handled::Ready(refuse_framing(why)),
+                None => svc_service.call(peer, req),
+            };
             async move {
                 let resp = match handled {
                     Handled::Ready(r) => r,

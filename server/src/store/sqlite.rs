@@ -67,15 +67,100 @@ fn err(e: rusqlite::Error) -> OpError {
     OpError::Unavailable(format!("sqlite: {e}"))
 }
 
+/// Which file a path names (device and inode): an open SQLite connection
+/// keeps reading the file it opened, even once that file is deleted or
+/// another one is renamed over it, so the path is checked against this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| Self(m.dev(), m.ino()))
+    }
+}
+
+/// How often the pool checks that its path still names the file it opened.
+const FILE_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether the pool's connections are still on the file at its path.
+struct Attachment {
+    /// The file the connections are open on.
+    file: Mutex<Option<FileId>>,
+    /// The last check said the file is there (and is ours).
+    ok: AtomicBool,
+    /// When the last check ran, in ms since `epoch`.
+    checked_ms: std::sync::atomic::AtomicU64,
+    epoch: Instant,
+}
+
 /// Written by hand: `r2d2_sqlite` pins its own rusqlite version, and a
 /// fixed set of connections tried in turn is all SQLite needs.
 struct Pool {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    path: PathBuf,
+    timeout: Duration,
+    attachment: Attachment,
 }
 
 impl Pool {
+    /// Fails while the database file is gone, and moves every connection to
+    /// a new file renamed or copied over the path (a restore). Without this
+    /// a removed database went on answering from the deleted file forever.
+    fn attached(&self) -> Result<(), OpError> {
+        let a = &self.attachment;
+        let now_ms = u64::try_from(a.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = a.checked_ms.load(Ordering::Relaxed);
+        let recent = now_ms.saturating_sub(last) < FILE_CHECK_EVERY.as_millis() as u64;
+        // One caller checks; the others go by the last answer meanwhile.
+        let guard = if recent { None } else { a.file.try_lock() };
+        if let Some(mut file) = guard {
+            a.checked_ms.store(now_ms, Ordering::Relaxed);
+            let ok = match FileId::of(&self.path) {
+                None => false,
+                Some(id) if Some(id) == *file => true,
+                Some(id) => match self.reopen() {
+                    Ok(()) => {
+                        tracing::warn!(path = %self.path.display(), "sqlite: the database file was replaced; reopened");
+                        *file = Some(id);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sqlite: cannot reopen the replaced database file");
+                        false
+                    }
+                },
+            };
+            if a.ok.swap(ok, Ordering::Relaxed) && !ok {
+                tracing::warn!(path = %self.path.display(), "sqlite: the database file is gone; refusing lookups");
+            }
+        }
+        if a.ok.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(OpError::Unavailable(format!(
+                "sqlite: database file `{}` was removed",
+                self.path.display()
+            )))
+        }
+    }
+
+    fn reopen(&self) -> Result<(), OpError> {
+        let mut first = open_existing(&self.path, self.timeout)?;
+        migrate(&mut first)?;
+        let mut fresh = vec![first];
+        for _ in 1..self.conns.len() {
+            fresh.push(open_existing(&self.path, self.timeout)?);
+        }
+        for (slot, c) in self.conns.iter().zip(fresh) {
+            *slot.lock() = c;
+        }
+        Ok(())
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, OpError>) -> Result<T, OpError> {
+        self.attached()?;
         let n = self.conns.len().max(1);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
@@ -98,11 +183,19 @@ pub struct SqliteBackend {
 }
 
 fn open_conn(path: &Path, timeout: Duration) -> Result<Connection, OpError> {
+    open_with(path, timeout, OpenFlags::SQLITE_OPEN_CREATE)
+}
+
+/// Reopening never creates: an empty database in place of a removed one
+/// would answer "no such key" for every key instead of "unavailable".
+fn open_existing(path: &Path, timeout: Duration) -> Result<Connection, OpError> {
+    open_with(path, timeout, OpenFlags::empty())
+}
+
+fn open_with(path: &Path, timeout: Duration, extra: OpenFlags) -> Result<Connection, OpError> {
     let c = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra,
     )
     .map_err(|e| OpError::Unavailable(format!("cannot open `{}`: {e}", path.display())))?;
     c.busy_timeout(timeout).map_err(err)?;
@@ -241,6 +334,14 @@ impl SqliteBackend {
             pool: Pool {
                 conns,
                 next: AtomicUsize::new(0),
+                path: path.to_path_buf(),
+                timeout,
+                attachment: Attachment {
+                    file: Mutex::new(FileId::of(path)),
+                    ok: AtomicBool::new(true),
+                    checked_ms: std::sync::atomic::AtomicU64::new(0),
+                    epoch: Instant::now(),
+                },
             },
             poll,
             heartbeat,
@@ -523,6 +624,8 @@ impl Backend for SqliteBackend {
         let conn = open_conn(&self.path, Duration::from_secs(1))?;
         let stop = Arc::new(AtomicBool::new(false));
         let feed = Feed {
+            file: FileId::of(&self.path),
+            path: self.path.clone(),
             conn,
             tx,
             stop: Arc::clone(&stop),
@@ -548,6 +651,9 @@ impl Drop for StopOnDrop {
 }
 
 struct Feed {
+    path: PathBuf,
+    /// The file `conn` is open on.
+    file: Option<FileId>,
     conn: Connection,
     tx: Sender<FeedEvent>,
     stop: Arc<AtomicBool>,
@@ -606,13 +712,40 @@ impl Feed {
         );
     }
 
-    fn run(self) {
+    /// Whether `conn` still reads the file at `path`; moves it to a file
+    /// that replaced the old one. While the file is gone the feed proves
+    /// nothing alive, so a replica goes stale instead of serving on.
+    fn on_current_file(&mut self) -> bool {
+        match FileId::of(&self.path) {
+            None => false,
+            Some(id) if Some(id) == self.file => true,
+            Some(id) => match open_existing(&self.path, Duration::from_secs(1)) {
+                Ok(c) => {
+                    self.conn = c;
+                    self.file = Some(id);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    fn run(mut self) {
         // Position first, then resync: every change after the position
         // arrives as an event, so nothing falls between load and feed.
         let mut state: Option<(i64, i64)> = None; // (last seq, data_version)
         let mut last_alive = Instant::now();
         let mut last_prune = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
+            let before = self.file;
+            if !self.on_current_file() || self.file != before {
+                // Gone, or a different file: start over (a resync) once it is back.
+                state = None;
+                if self.file == before {
+                    std::thread::sleep(self.poll);
+                    continue;
+                }
+            }
             match state {
                 None => {
                     if let (Ok(head), Ok(dv)) = (self.head(), self.data_version()) {

@@ -9,52 +9,6 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-/// Reads until the peer closes (or `within` passes): (bytes, closed?).
-async fn read_until_close(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return (out, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// The status of the first response in `bytes`, if any.
-fn status_of(bytes: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(bytes);
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
-}
-
-/// Sends raw bytes; returns the status that came back (`None`: closed
-/// without an answer) and whether the server closed the connection.
-async fn raw_closed(addr: std::net::SocketAddr, bytes: &[u8]) -> (Option<u16>, bool) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(bytes).await.unwrap();
-    let (got, closed) = read_until_close(&mut s, Duration::from_secs(10)).await;
-    let status = status_of(&got);
-    assert!(closed || status.is_some(), "no answer and no close: a hang");
-    (status, closed)
-}
-
-async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> Option<u16> {
-    raw_closed(addr, bytes).await.0
-}
-
-fn limited_server(fx: &Fixture, args: &[&str]) -> Portcullis {
-    Portcullis::start_with(
-        fx,
-        ServeOptions {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_heads_get_431() {
     let fx = Fixture::new();

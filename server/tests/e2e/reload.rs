@@ -2,75 +2,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::support::*;
 
-/// Two versions of one route: version A lets `charges:read` keys through
-/// (route `v.a`), version B wants `charges:write` (route `v.b`, 403).
-fn version(name: &str, scope: &str) -> String {
-    format!(
-        r#"version: 1
-credentials:
-  partner_key:
-    type: api_key
-    in: [header:x-api-key]
-    prefixes: [pk_live_, pk_test_]
-routes:
-  - name: {name}
-    match: {{methods: [GET], path: "/v1/charges/{{id}}"}}
-    require: partner_key
-    scopes: {{all_of: [{scope}]}}
-"#
-    )
-}
-
-fn version_a() -> String {
-    version("v.a", "charges:read")
-}
-
-fn version_b() -> String {
-    version("v.b", "charges:write")
-}
-
 const BROKEN: &str = "version: 1\nroutes:\n  - name: broken\n    match: {path: /broken}\n    require: no_such_credential\n";
-
-fn question(key: &str) -> String {
-    json!({"method": "GET", "path": "/v1/charges/ch_1", "headers": {"x-api-key": key}}).to_string()
-}
-
-/// Which version answered, or why the answer fits neither.
-fn classify(d: &serde_json::Value) -> Result<char, String> {
-    match (
-        d["route"].as_str(),
-        d["allow"].as_bool(),
-        d["reason"].as_str(),
-    ) {
-        (Some("v.a"), Some(true), Some("allowed")) => Ok('a'),
-        (Some("v.b"), Some(false), Some("insufficient_scope")) => Ok('b'),
-        _ => Err(format!("answer fits neither version: {d}")),
-    }
-}
-
-async fn admin_reload(p: &Portcullis) -> Resp {
-    send(
-        p.admin.unwrap(),
-        "POST",
-        "/admin/v1/reload",
-        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-        "",
-    )
-    .await
-}
-
-async fn current(p: &Portcullis, key: &str) -> char {
-    classify(
-        &send(p.addr, "POST", "/v1/decide", &[], &question(key))
-            .await
-            .json(),
-    )
-    .unwrap()
-}
 
 /// Waits (15 s at most) until `$cond` holds.
 macro_rules! eventually {

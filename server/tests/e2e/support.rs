@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -16,6 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portcullis_engine::credential::apikey::{fingerprint, generate, KeyDigest};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
@@ -160,6 +161,7 @@ pub struct Portcullis {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     log_path: PathBuf,
+    stdout: Arc<Mutex<String>>,
 }
 
 #[derive(Default)]
@@ -167,6 +169,10 @@ pub struct ServeOptions<'a> {
     pub policy: Option<&'a Path>,
     pub args: Vec<String>,
     pub admin_token: Option<&'a str>,
+    /// Environment for the server process (`RUST_LOG` is cleared unless set here).
+    pub env: Vec<(String, String)>,
+    /// Replaces the default `--store sqlite://DIR/keys.db`.
+    pub store: Option<String>,
 }
 
 impl Portcullis {
@@ -197,7 +203,11 @@ impl Portcullis {
             .arg(opts.policy.unwrap_or(&fx.policy))
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--store")
-            .arg(format!("sqlite://{}", fx.path("keys.db").display()))
+            .arg(
+                opts.store
+                    .clone()
+                    .unwrap_or_else(|| format!("sqlite://{}", fx.path("keys.db").display())),
+            )
             .arg("--static-keys")
             .arg(&fx.keys_file)
             .args(if opts.args.iter().any(|a| a == "--log-sample-allow") {
@@ -210,6 +220,7 @@ impl Portcullis {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
         match opts.admin_token {
             Some(t) => cmd.env("PORTCULLIS_ADMIN_TOKEN", t),
             None => cmd.env_remove("PORTCULLIS_ADMIN_TOKEN"),
@@ -217,11 +228,17 @@ impl Portcullis {
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel::<String>();
+        let captured = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&captured);
+        // Keeps reading after startup: a closed pipe would fail the server's writes.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+                {
+                    let mut all = sink.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
                 }
+                let _ = tx.send(line);
             }
         });
         let want_admin = opts.admin_token.is_some();
@@ -248,7 +265,14 @@ impl Portcullis {
             addr: addr.unwrap(),
             admin,
             log_path,
+            stdout: captured,
         })
+    }
+
+    /// Everything the server wrote to stdout so far (the faults binary's log check).
+    #[allow(dead_code)]
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Everything the server logged so far.
@@ -301,6 +325,53 @@ impl Drop for Portcullis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads until the peer closes (or `within` passes): (bytes, closed?).
+pub async fn read_until_close(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return (out, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The status of the first response in `bytes`, if any.
+pub fn status_of(bytes: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(bytes);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// Sends raw bytes; returns the status that came back (`None`: closed
+/// without an answer) and whether the server closed the connection.
+pub async fn raw_closed(addr: SocketAddr, bytes: &[u8]) -> (Option<u16>, bool) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let (got, closed) = read_until_close(&mut s, Duration::from_secs(10)).await;
+    let status = status_of(&got);
+    assert!(closed || status.is_some(), "no answer and no close: a hang");
+    (status, closed)
+}
+
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {
+    raw_closed(addr, bytes).await.0
+}
+
+/// A server with extra command-line arguments.
+pub fn limited_server(fx: &Fixture, args: &[&str]) -> Portcullis {
+    Portcullis::start_with(
+        fx,
+        ServeOptions {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
 }
 
 /// A response, body collected.
@@ -373,10 +444,17 @@ impl H2Client {
     }
 
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Resp {
-        self.sender.ready().await.unwrap();
-        collect(self.sender.send_request(req).await.unwrap())
+        self.try_send(req).await.unwrap()
+    }
+
+    pub async fn try_send(&mut self, req: Request<Full<Bytes>>) -> Result<Resp, String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .sender
+            .send_request(req)
             .await
-            .unwrap()
+            .map_err(|e| e.to_string())?;
+        collect(resp).await
     }
 }
 
@@ -672,4 +750,69 @@ pub async fn gateway_scenarios(gw: &Gateway, fx: &Fixture) {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text());
+}
+
+/// Two versions of one route (for reload tests): version A lets `charges:read` keys through
+/// (route `v.a`), version B wants `charges:write` (route `v.b`, 403).
+pub fn version(name: &str, scope: &str) -> String {
+    format!(
+        r#"version: 1
+credentials:
+  partner_key:
+    type: api_key
+    in: [header:x-api-key]
+    prefixes: [pk_live_, pk_test_]
+routes:
+  - name: {name}
+    match: {{methods: [GET], path: "/v1/charges/{{id}}"}}
+    require: partner_key
+    scopes: {{all_of: [{scope}]}}
+"#
+    )
+}
+
+pub fn version_a() -> String {
+    version("v.a", "charges:read")
+}
+
+pub fn version_b() -> String {
+    version("v.b", "charges:write")
+}
+
+pub fn question(key: &str) -> String {
+    serde_json::json!({"method": "GET", "path": "/v1/charges/ch_1", "headers": {"x-api-key": key}})
+        .to_string()
+}
+
+/// Which version answered, or why the answer fits neither.
+pub fn classify(d: &serde_json::Value) -> Result<char, String> {
+    match (
+        d["route"].as_str(),
+        d["allow"].as_bool(),
+        d["reason"].as_str(),
+    ) {
+        (Some("v.a"), Some(true), Some("allowed")) => Ok('a'),
+        (Some("v.b"), Some(false), Some("insufficient_scope")) => Ok('b'),
+        _ => Err(format!("answer fits neither version: {d}")),
+    }
+}
+
+pub async fn admin_reload(p: &Portcullis) -> Resp {
+    send(
+        p.admin.unwrap(),
+        "POST",
+        "/admin/v1/reload",
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        "",
+    )
+    .await
+}
+
+pub async fn current(p: &Portcullis, key: &str) -> char {
+    classify(
+        &send(p.addr, "POST", "/v1/decide", &[], &question(key))
+            .await
+            .json(),
+    )
+    .unwrap()
 }
