@@ -286,4 +286,5 @@ async fn no_secret_reaches_a_log_at_trace_level() {
         .filter(|s| logs.contains(s.as_str()))
         .collect();
     assert!(leaked.is_empty(), "secrets in the logs: {leaked:?}");
+    crate::probe::assert_healthy(p.addr).await;
 }

@@ -133,6 +133,7 @@ async fn coding_before_chunked_was_accepted() {
     let (got, _) = read_until_close(&mut s, Duration::from_secs(10)).await;
     let text = String::from_utf8_lossy(&got);
     assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert_healthy(p.addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
