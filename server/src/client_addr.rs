@@ -307,6 +307,17 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_host_never_keeps_the_last_requests_host() {
+        let uri: Uri = "/x".parse().unwrap();
+        let mut out = Some("old.example".to_string());
+        let h = headers(&[("host", "New.Example:80")]);
+        decision_host_into(&uri, &Scan::of(&h, &[]), false, &mut out).unwrap();
+        assert_eq!(out.as_deref(), Some("new.example"));
+        decision_host_into(&uri, &Scan::of(&HeaderMap::new(), &[]), false, &mut out).unwrap();
+        assert_eq!(out, None);
+    }
+
+    #[test]
     fn host_from_forwarded_host_only_when_trusted() {
         let uri: Uri = "/x".parse().unwrap();
         let h = headers(&[
