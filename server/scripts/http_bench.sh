@@ -10,6 +10,7 @@
 #
 #   server/scripts/http_bench.sh                 # forward-auth, 64 connections, 3 rounds of 10s
 #   ENDPOINT=ext-authz ROUNDS=5 server/scripts/http_bench.sh
+#   BEFORE=/tmp/portcullis.old server/scripts/http_bench.sh   # also an older build, as `before`
 #
 # Needs wrk (apt-get install wrk) and Linux /proc.
 set -euo pipefail
@@ -69,6 +70,12 @@ start portcullis "${srv[@]}" "$bin/portcullis" serve --policy "$work/policy.yaml
 p_pid=$pid p_addr=$addr
 start bare "${srv[@]}" "$bin/examples/bare_hyper" 127.0.0.1:0
 b_pid=$pid b_addr=$addr
+BEFORE=${BEFORE:-}
+if [ -n "$BEFORE" ]; then
+  start before "${srv[@]}" "$BEFORE" serve --policy "$work/policy.yaml" --static-keys "$work/keys.json" \
+    --store "sqlite://$work/keys2.db" --listen 127.0.0.1:0 --no-watch
+  o_pid=$pid o_addr=$addr
+fi
 
 case "$ENDPOINT" in
   forward-auth)
@@ -117,6 +124,7 @@ echo "endpoint $ENDPOINT, $CONNECTIONS connections, $THREADS wrk threads, $ROUND
 for r in $(seq 1 "$ROUNDS"); do
   run bare "$b_pid" "$b_addr"
   run portcullis "$p_pid" "$p_addr"
+  if [ -n "$BEFORE" ]; then run before "$o_pid" "$o_addr"; fi
 done
 
 awk '
@@ -124,5 +132,7 @@ awk '
   END {
     printf "\nmean over %d rounds:\n", n["bare"]
     for (k in n) printf "  %-11s %10.0f req/s   %7.2f us CPU/req\n", k, rps[k] / n[k], cpu[k] / n[k]
-    printf "  decision overhead: %.2f us CPU per request\n", cpu["portcullis"] / n["portcullis"] - cpu["bare"] / n["bare"]
+    printf "  decision overhead: %.2f us CPU per request, %.0f%% of bare req/s\n", cpu["portcullis"] / n["portcullis"] - cpu["bare"] / n["bare"], 100 * rps["portcullis"] / rps["bare"]
+    if (n["before"]) printf "  before:            %.2f us CPU per request, %.0f%% of bare req/s\n", cpu["before"] / n["before"] - cpu["bare"] / n["bare"], 100 * rps["before"] / rps["bare"]
   }' "$results"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -46,8 +46,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// `None` when a trusted proxy sent a forwarding header we cannot parse:
 /// the address is then unknown, and keys restricted to networks refuse it.
 pub fn client_ip(peer: SocketAddr, trusted: &TrustedProxies, headers: &Scan<'_>) -> Option<IpAddr> {
+    client_ip_of(peer, trusted.contains(peer.ip()), trusted, headers)
+}
+
+/// [`client_ip`] for a peer whose trust was looked up when it connected
+/// (`peer_trusted` is `trusted.contains(peer.ip())`).
+pub fn client_ip_of(
+    peer: SocketAddr,
+    peer_trusted: bool,
+    trusted: &TrustedProxies,
+    headers: &Scan<'_>,
+) -> Option<IpAddr> {
     let peer_ip = canonical(peer.ip());
-    if !trusted.contains(peer_ip) {
+    if !peer_trusted {
         return Some(peer_ip);
     }
     if !headers.forwarded_for.is_empty() {
@@ -103,22 +114,74 @@ pub fn decision_host(
     headers: &Scan<'_>,
     peer_trusted: bool,
 ) -> Result<Option<String>, HostError> {
+    let mut out = None;
+    decision_host_into(uri, headers, peer_trusted, &mut out)?;
+    Ok(out)
+}
+
+/// [`decision_host`], written into `out` so that a caller can reuse the
+/// string's memory from one request to the next.
+pub fn decision_host_into(
+    uri: &Uri,
+    headers: &Scan<'_>,
+    peer_trusted: bool,
+    out: &mut Option<String>,
+) -> Result<(), HostError> {
+    match raw_decision_host(uri, headers, peer_trusted)? {
+        None => *out = None,
+        Some(h) => {
+            let s = out.get_or_insert_with(String::new);
+            s.clear();
+            normalize_into(h, s);
+        }
+    }
+    Ok(())
+}
+
+/// The host to decide for, before [`normalize_host`].
+fn raw_decision_host<'a>(
+    uri: &'a Uri,
+    headers: &Scan<'a>,
+    peer_trusted: bool,
+) -> Result<Option<&'a str>, HostError> {
     if peer_trusted {
         if let Some(v) = single(headers.forwarded_host, "x-forwarded-host")? {
             // A list means chained proxies; the first is what the client asked for.
             let first = v.split(',').next().unwrap_or("").trim();
             if !first.is_empty() {
-                return Ok(Some(normalize_host(first)));
+                return Ok(Some(first));
             }
         }
     }
     if let Some(v) = single(headers.host, "host")? {
         let v = v.trim();
         if !v.is_empty() {
-            return Ok(Some(normalize_host(v)));
+            return Ok(Some(v));
         }
     }
-    Ok(uri.authority().map(|a| normalize_host(a.as_str())))
+    Ok(uri.authority().map(|a| a.as_str()))
+}
+
+/// Appends [`normalize_host`] of `host` to `out`, without its copies for
+/// what gateways send: a lowercase name, with or without a port. Anything
+/// else (upper case, a trailing dot, an IPv6 literal, spaces) goes through
+/// [`normalize_host`] itself.
+fn normalize_into(host: &str, out: &mut String) {
+    let name = match host.rsplit_once(':') {
+        None => host,
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some(_) => return out.push_str(&normalize_host(host)),
+    };
+    let plain = !name.is_empty()
+        && !name.ends_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if plain {
+        out.push_str(name);
+    } else {
+        out.push_str(&normalize_host(host));
+    }
 }
 
 fn single<'a>(slot: Slot<'a>, shown: &'static str) -> Result<Option<&'a str>, HostError> {
@@ -215,6 +278,43 @@ mod tests {
         );
         let h = headers(&[("x-real-ip", "198.51.100.1"), ("x-real-ip", "198.51.100.2")]);
         assert_eq!(client_ip(peer, &loopback(), &h), None);
+    }
+
+    #[test]
+    fn the_host_shortcut_agrees_with_normalize_host() {
+        for h in [
+            "api.example.com",
+            "api.example.com:443",
+            "api.example.com:",
+            "API.example.com",
+            "api.example.com.",
+            "api.example.com.:8443",
+            "a:b:80",
+            "[2001:db8::1]:443",
+            "2001:db8::1",
+            "host:port",
+            "h_1.example",
+            " a.example ",
+            "",
+            ":80",
+            "é.example",
+        ] {
+            let mut out = String::from("stale");
+            out.clear();
+            normalize_into(h, &mut out);
+            assert_eq!(out, normalize_host(h), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn a_reused_host_never_keeps_the_last_requests_host() {
+        let uri: Uri = "/x".parse().unwrap();
+        let mut out = Some("old.example".to_string());
+        let h = headers(&[("host", "New.Example:80")]);
+        decision_host_into(&uri, &Scan::of(&h, &[]), false, &mut out).unwrap();
+        assert_eq!(out.as_deref(), Some("new.example"));
+        decision_host_into(&uri, &Scan::of(&HeaderMap::new(), &[]), false, &mut out).unwrap();
+        assert_eq!(out, None);
     }
 
     #[test]

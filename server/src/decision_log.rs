@@ -4,6 +4,7 @@
 //! principal id, consumer, latency. Never a key, token, secret, header value,
 //! path or query string: a path can carry an id or a token, and is left out.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use portcullis_engine::Decision;
@@ -28,19 +29,71 @@ impl DecisionLog {
         }
     }
 
-    fn sampled(rate: f64) -> bool {
-        rate >= 1.0 || (rate > 0.0 && fastrand::f64() < rate)
+    /// How many decisions until the next one sampled at `rate`, counting it:
+    /// the gap between successes of independent trials with probability
+    /// `rate` (geometric), so skipping that many is the same as drawing for
+    /// each decision, with one draw per logged line instead of one per decision.
+    fn gap(rate: f64) -> u64 {
+        if rate >= 1.0 {
+            return 1;
+        }
+        if rate <= 0.0 {
+            return u64::MAX;
+        }
+        // 1 - f64() is in (0, 1]: ln is finite and <= 0.
+        let u = 1.0 - fastrand::f64();
+        let skip = (u.ln() / (-rate).ln_1p()).floor();
+        if skip.is_finite() && skip < 1e18 {
+            skip as u64 + 1
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Is this thread's next decision of this verdict logged?
+    fn next_sampled(&self, allow: bool) -> bool {
+        thread_local! {
+            /// Decisions left until the next logged one (allows, denies);
+            /// 0: not drawn yet. With the rates of the last `DecisionLog`
+            /// used on this thread (a server has one).
+            static LEFT: [Cell<u64>; 2] = const { [Cell::new(0), Cell::new(0)] };
+            static RATES: Cell<(f64, f64)> = const { Cell::new((-1.0, -1.0)) };
+        }
+        let rates = (self.allow_rate, self.deny_rate);
+        let rate = if allow { rates.0 } else { rates.1 };
+        if rate >= 1.0 {
+            return true;
+        }
+        if rate <= 0.0 {
+            return false;
+        }
+        LEFT.with(|left| {
+            if RATES.with(|r| r.replace(rates)) != rates {
+                for l in left {
+                    l.set(0);
+                }
+            }
+            let Some(l) = left.get(usize::from(!allow)) else {
+                return false;
+            };
+            let n = match l.get() {
+                0 => Self::gap(rate),
+                n => n,
+            };
+            l.set(n - 1);
+            n == 1
+        })
     }
 
     pub fn record(&self, endpoint: Endpoint, d: &Decision, took: Duration) {
+        if !self.next_sampled(d.allow) {
+            return;
+        }
         let rate = if d.allow {
             self.allow_rate
         } else {
             self.deny_rate
         };
-        if !Self::sampled(rate) {
-            return;
-        }
         let principal = d.principal.as_ref();
         tracing::info!(
             target: TARGET,
@@ -64,10 +117,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sampling_bounds() {
-        assert!(DecisionLog::sampled(1.0));
-        assert!(!DecisionLog::sampled(0.0));
-        let n = (0..10_000).filter(|_| DecisionLog::sampled(0.5)).count();
-        assert!((4_000..6_000).contains(&n), "{n}");
+    fn the_countdown_samples_at_the_rate() {
+        let log = DecisionLog::new(0.1, 1.0);
+        let allows = (0..100_000).filter(|_| log.next_sampled(true)).count();
+        assert!((8_500..11_500).contains(&allows), "{allows}");
+        assert!((0..100).all(|_| log.next_sampled(false)));
+        let none = DecisionLog::new(0.0, 0.0);
+        assert!(!(0..10_000).any(|_| none.next_sampled(true) || none.next_sampled(false)));
+        let all = DecisionLog::new(1.0, 0.5);
+        assert!((0..100).all(|_| all.next_sampled(true)));
+        let half = (0..10_000).filter(|_| all.next_sampled(false)).count();
+        assert!((4_000..6_000).contains(&half), "{half}");
     }
 }

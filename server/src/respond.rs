@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use portcullis_engine::decision::IdentityNames;
-use portcullis_engine::Decision;
+use portcullis_engine::{Decision, Reason};
 use rustc_hash::FxHashMap;
 
 pub type Body = Full<Bytes>;
@@ -186,6 +186,17 @@ struct IdentityValues {
     _consumer: Option<Arc<str>>,
     _scopes: Option<Arc<[String]>>,
     _credential: Option<Arc<str>>,
+    /// The headers of an allow for this identity, `x-auth-reason` included,
+    /// under the names they were built with; by `every_identity`.
+    allow_headers: [Option<AllowHeaders>; 2],
+}
+
+/// A ready header map of an allow: cloning it costs two allocations and
+/// no hashing, where building it hashes every name again.
+struct AllowHeaders {
+    /// The names it was built with (a reload can rename the headers).
+    names: Arc<IdentityNames>,
+    headers: HeaderMap,
 }
 
 /// Entries per thread before the cache starts over.
@@ -233,24 +244,24 @@ fn render_identity(d: &Decision) -> Option<IdentityValues> {
         _consumer: p.and_then(|p| p.consumer.clone()),
         _scopes: p.map(|p| Arc::clone(&p.scopes)),
         _credential: d.credential.clone(),
+        allow_headers: [None, None],
     })
 }
 
-/// Writes the identity headers of an allow, as [`Decision::response_headers`]
-/// renders them, without building that list. Returns which of principal,
-/// consumer, scopes, credential it wrote; `None`: a value is not writable.
-fn write_identity(
-    h: &mut HeaderMap,
-    d: &Decision,
-    names: &IdentityHeaderNames,
-) -> Option<[bool; 4]> {
+fn identity_key(d: &Decision) -> [usize; 4] {
     let p = d.principal.as_ref();
-    let key = [
+    [
         p.map_or(0, |p| addr(&p.id)),
         p.and_then(|p| p.consumer.as_ref()).map_or(0, addr),
         p.map_or(0, |p| Arc::as_ptr(&p.scopes).cast::<u8>() as usize),
         d.credential.as_ref().map_or(0, addr),
-    ];
+    ]
+}
+
+/// Runs `f` with this thread's rendered identity values of `d`; `None`: a
+/// value is not writable.
+fn with_identity<R>(d: &Decision, f: impl FnOnce(&mut IdentityValues) -> R) -> Option<R> {
+    let key = identity_key(d);
     IDENTITY_VALUES.with(|cell| {
         let mut cache = cell.borrow_mut();
         if !cache.contains_key(&key) {
@@ -260,24 +271,77 @@ fn write_identity(
             }
             cache.insert(key, rendered);
         }
-        let v = cache.get(&key)?;
-        let mut wrote = [false; 4];
-        for (i, (name, value)) in [
-            (&names.principal, &v.principal),
-            (&names.consumer, &v.consumer),
-            (&names.scopes, &v.scopes),
-            (&names.credential, &v.credential),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if let (Some(value), Some(slot)) = (value, wrote.get_mut(i)) {
-                h.append(name.clone(), value.clone());
-                *slot = true;
+        cache.get_mut(&key).map(f)
+    })
+}
+
+/// Writes the identity headers of an allow, as [`Decision::response_headers`]
+/// renders them, without building that list. Returns which of principal,
+/// consumer, scopes, credential it wrote.
+fn write_identity(h: &mut HeaderMap, v: &IdentityValues, names: &IdentityHeaderNames) -> [bool; 4] {
+    let mut wrote = [false; 4];
+    for (i, (name, value)) in [
+        (&names.principal, &v.principal),
+        (&names.consumer, &v.consumer),
+        (&names.scopes, &v.scopes),
+        (&names.credential, &v.credential),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let (Some(value), Some(slot)) = (value, wrote.get_mut(i)) {
+            h.append(name.clone(), value.clone());
+            *slot = true;
+        }
+    }
+    wrote
+}
+
+/// With `every_identity`, the identity headers an allow did not set, empty.
+fn write_empty_identity(h: &mut HeaderMap, names: &IdentityHeaderNames, wrote: [bool; 4]) {
+    for (n, done) in names.all().into_iter().zip(wrote) {
+        if !done {
+            h.insert(n.clone(), HeaderValue::from_static(""));
+        }
+    }
+}
+
+/// The headers of a plain allow (reason `allowed`, no protocol headers)
+/// with an identity: `x-auth-reason` and the identity headers, built once
+/// per thread, principal and header names, then cloned. `None`: a value is
+/// not writable.
+fn allow_headers(
+    d: &Decision,
+    names: &IdentityHeaderNames,
+    every_identity: bool,
+) -> Option<HeaderMap> {
+    with_identity(d, |v| {
+        let i = usize::from(every_identity);
+        if let Some(Some(t)) = v.allow_headers.get(i) {
+            if Arc::ptr_eq(&t.names, &names.source) {
+                return Some(t.headers.clone());
             }
         }
-        Some(wrote)
+        // This thread's own copies of the names, so that cloning them for
+        // each answer counts references on memory no other thread writes.
+        let own = IdentityHeaderNames::build(&names.source)?;
+        let mut h = HeaderMap::with_capacity(5);
+        h.insert(
+            X_AUTH_REASON.clone(),
+            HeaderValue::from_static(Reason::Allowed.as_str()),
+        );
+        let wrote = write_identity(&mut h, v, &own);
+        if every_identity {
+            write_empty_identity(&mut h, &own, wrote);
+        }
+        let built = h.clone();
+        *v.allow_headers.get_mut(i)? = Some(AllowHeaders {
+            names: Arc::clone(&names.source),
+            headers: h,
+        });
+        Some(built)
     })
+    .flatten()
 }
 
 fn unwritable() -> Resp {
@@ -308,6 +372,22 @@ pub fn decision(
     let Ok(code) = StatusCode::from_u16(status) else {
         return internal_error();
     };
+    // The common answer, an allow with an identity, from a ready header map.
+    if d.allow && d.reason == Reason::Allowed && d.headers.is_empty() && d.identity_names.is_some()
+    {
+        if let Some(names) = identity {
+            let Some(mut h) = allow_headers(d, names, every_identity) else {
+                return unwritable();
+            };
+            if let Some((n, v)) = extra_on_allow {
+                h.insert(n.clone(), v);
+            }
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = code;
+            *r.headers_mut() = h;
+            return r;
+        }
+    }
     // An allow has no body, so no content type; a denial has a small JSON
     // body that gateways pass to the client and that must not be cached.
     let mut h = HeaderMap::with_capacity(12);
@@ -339,7 +419,7 @@ pub fn decision(
     if d.allow {
         if let Some(names) = identity {
             let wrote = if d.identity_names.is_some() {
-                match write_identity(h, d, names) {
+                match with_identity(d, |v| write_identity(h, v, names)) {
                     Some(w) => w,
                     None => return unwritable(),
                 }
@@ -347,11 +427,7 @@ pub fn decision(
                 [false; 4]
             };
             if every_identity {
-                for (n, done) in names.all().into_iter().zip(wrote) {
-                    if !done {
-                        h.insert(n.clone(), HeaderValue::from_static(""));
-                    }
-                }
+                write_empty_identity(h, names, wrote);
             }
         } else if d.identity_names.is_some() {
             // The policy's identity names are not header names: say nothing rather than guess.
@@ -367,7 +443,7 @@ pub fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_engine::{Principal, Reason};
+    use portcullis_engine::Principal;
 
     fn rate_limited() -> Decision {
         let mut d = Decision::deny(Reason::RateLimited);

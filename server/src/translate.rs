@@ -57,29 +57,36 @@ fn one<'a>(slot: Slot<'a>, shown: &'static str) -> Result<Option<&'a str>, Targe
 /// decision about another path. When both families are present they must
 /// name the same request, or the subrequest is refused.
 pub fn target(h: &Scan<'_>) -> Result<Target, TargetError> {
+    let mut t = Target {
+        method: String::new(),
+        uri: String::new(),
+    };
+    target_into(h, &mut t.method, &mut t.uri)?;
+    Ok(t)
+}
+
+/// [`target`], written into `method` and `uri` (cleared first) so that a
+/// caller can reuse their memory from one request to the next.
+pub fn target_into(h: &Scan<'_>, method: &mut String, uri: &mut String) -> Result<(), TargetError> {
     let om = one(h.original_method, "x-original-method")?;
     let ou = one(h.original_uri, "x-original-uri")?;
     let fm = one(h.forwarded_method, "x-forwarded-method")?;
     let fu = one(h.forwarded_uri, "x-forwarded-uri")?;
-    let method = pick(om, fm, ("x-original-method", "x-forwarded-method"))?
+    let m = pick(om, fm, ("x-original-method", "x-forwarded-method"))?
         .ok_or(TargetError::MissingMethod)?;
-    let uri =
-        pick(ou, fu, ("x-original-uri", "x-forwarded-uri"))?.ok_or(TargetError::MissingUri)?;
-    if method.is_empty() || !method.bytes().all(is_tchar) {
+    let u = pick(ou, fu, ("x-original-uri", "x-forwarded-uri"))?.ok_or(TargetError::MissingUri)?;
+    if m.is_empty() || !m.bytes().all(is_tchar) {
         return Err(TargetError::BadMethod);
     }
-    if !uri.starts_with('/') {
+    if !u.starts_with('/') {
         return Err(TargetError::BadUri);
     }
-    Ok(Target {
-        // Gateways send uppercase methods; copy those as they are.
-        method: if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            method.to_ascii_uppercase()
-        } else {
-            method.to_owned()
-        },
-        uri: uri.to_string(),
-    })
+    method.clear();
+    method.push_str(m);
+    method.make_ascii_uppercase();
+    uri.clear();
+    uri.push_str(u);
+    Ok(())
 }
 
 fn pick<'a>(
