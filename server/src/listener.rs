@@ -189,6 +189,9 @@ struct Supervisor {
     idle_timeout: Duration,
     phase: Phase,
     since: Instant,
+    /// `activity.requests` at the last check: a request begun since then is
+    /// progress, whatever phase the sweeper happens to sample.
+    requests_seen: u64,
 }
 
 impl Supervisor {
@@ -200,6 +203,7 @@ impl Supervisor {
             // A new connection owes us a request head.
             phase: Phase::Head,
             since: now,
+            requests_seen: 0,
         }
     }
 
@@ -217,9 +221,15 @@ impl Supervisor {
         } else {
             Phase::Idle
         };
-        if phase != self.phase {
+        // The sweeper only samples: a busy keep-alive connection can be seen
+        // in `Head` on every sweep (its next request read, not yet
+        // dispatched) although it completes requests in between. Without
+        // counting them it was closed mid-stream after `head_timeout`.
+        let requests = a.requests.load(Ordering::Relaxed);
+        if phase != self.phase || requests != self.requests_seen {
             self.phase = phase;
             self.since = now;
+            self.requests_seen = requests;
         }
         // Trickled bytes never reset the head clock: that is the slowloris.
         let waited = now.saturating_duration_since(self.since);
@@ -522,6 +532,24 @@ mod tests {
         assert_eq!(s.check(idle_from), None);
         assert_eq!(s.check(idle_from + Duration::from_secs(30)), None);
         assert!(s.check(idle_from + Duration::from_secs(61)).is_some());
+    }
+
+    /// Found by `reload_under_load_never_mixes_versions` failing with
+    /// "channel closed" on a loaded machine.
+    #[test]
+    fn busy_connection_sampled_in_head_phase_was_closed() {
+        let t0 = Instant::now();
+        let a = Arc::new(Activity::default());
+        let mut s = Supervisor::new(Arc::clone(&a), &limits(10, 60), t0);
+        // Every sweep finds the next request read but not yet dispatched,
+        // while requests complete between sweeps.
+        for second in 1..60 {
+            drop(InFlight::begin(&a));
+            a.reads.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(s.check(t0 + Duration::from_secs(second)), None, "{second}");
+        }
+        // With no request completing, the head timeout still applies.
+        assert!(s.check(t0 + Duration::from_secs(71)).is_some());
     }
 
     #[test]
