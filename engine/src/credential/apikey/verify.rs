@@ -45,7 +45,11 @@ impl ApiKeyVerifier {
         let shape = Cell::new(KeyShape::Foreign);
         let value = match single(&req.headers, &self.sources, |v| {
             let s = classify(v, &self.prefixes);
-            shape.set(s);
+            // A value not meant for this credential (a JWT in `authorization`
+            // beside the key in `x-api-key`) must not overwrite the key's shape.
+            if s != KeyShape::Foreign {
+                shape.set(s);
+            }
             s != KeyShape::Foreign
         }) {
             Found::Absent => return Outcome::Absent,
@@ -105,4 +109,91 @@ fn check(entry: &KeyEntry, req: &Request, now: i64) -> Outcome {
         fingerprint: Some(Arc::clone(&entry.fingerprint)),
         rate_override: rec.rate_limit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::apikey::{generate, KeyRecord, MemoryIndex};
+    use crate::request::Headers;
+
+    fn verifier() -> ApiKeyVerifier {
+        ApiKeyVerifier::new(&ApiKeyDef {
+            sources: vec![Source::Header("x-api-key".into()), Source::Bearer],
+            prefixes: vec!["pk_live_".into()],
+        })
+    }
+
+    fn request(pairs: &[(&str, &str)]) -> Request {
+        let mut headers = Headers::new();
+        for (k, v) in pairs {
+            headers.append(k, *v);
+        }
+        Request {
+            method: "GET".into(),
+            path: "/".into(),
+            headers,
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn a_foreign_bearer_after_the_key_does_not_hide_its_shape() {
+        let key = generate("pk_live_").unwrap();
+        let index = MemoryIndex::new();
+        let (d, e) = KeyEntry::for_key(&key, KeyRecord::new("k1", "acme", &["read"]));
+        index.insert(d, e);
+        let ctx = VerifyContext {
+            now: SystemTime::now(),
+            keys: &index,
+        };
+        let v = verifier();
+        for req in [
+            request(&[
+                ("x-api-key", &key),
+                ("authorization", "Bearer eyJhbGciOi.x.y"),
+            ]),
+            request(&[
+                ("authorization", "Bearer eyJhbGciOi.x.y"),
+                ("x-api-key", &key),
+            ]),
+            request(&[("x-api-key", &key)]),
+            request(&[("authorization", &format!("Bearer {key}"))]),
+        ] {
+            match v.verify(&req, &ctx) {
+                Outcome::Valid(id) => assert_eq!(&*id.principal, "k1"),
+                other => panic!("expected valid, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupt_key_beside_a_foreign_bearer_is_invalid_without_lookup() {
+        let key = generate("pk_live_").unwrap();
+        let mut bad = key.clone().into_bytes();
+        let last = bad.len() - 1;
+        bad[last] = if bad[last] == b'0' { b'1' } else { b'0' };
+        let bad = String::from_utf8(bad).unwrap();
+        let index = MemoryIndex::new();
+        let ctx = VerifyContext {
+            now: SystemTime::now(),
+            keys: &index,
+        };
+        let req = request(&[("x-api-key", &bad), ("authorization", "Bearer other")]);
+        assert_eq!(
+            verifier().verify(&req, &ctx),
+            Outcome::Invalid(
+                Reason::CredentialInvalid,
+                "api key checksum or shape is wrong; no lookup made"
+            )
+        );
+        let both = request(&[
+            ("x-api-key", &key),
+            ("authorization", &format!("Bearer {key}")),
+        ]);
+        assert!(matches!(
+            verifier().verify(&both, &ctx),
+            Outcome::Invalid(Reason::AmbiguousCredential, _)
+        ));
+    }
 }
