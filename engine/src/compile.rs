@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::credential::{Challenge, Verifier};
 pub use crate::decision::IdentityNames;
+use crate::path::Segments;
 use crate::policy::{
     Diagnostic, Diagnostics, IdentityHeaders, PatternSegment, Policy, RateKey, Requirement,
     ScopeRequirement, Settings, Span, Unmatched,
@@ -75,6 +76,9 @@ pub struct CompiledRoute {
     pub scopes: ScopeCheck,
     /// The required scope names, for `www-authenticate`'s `scope=`.
     pub scope_names: Arc<str>,
+    /// The required scope names one by one, for checking small scope lists
+    /// by comparison rather than by hashing every held scope.
+    pub scope_list: Box<[Box<str>]>,
     pub limit: Option<Arc<CompiledLimit>>,
     /// Distinct challenges of the credentials this route accepts, for 401s.
     pub challenges: Arc<[Challenge]>,
@@ -105,11 +109,18 @@ pub struct Node {
 
 impl Node {
     /// The most specific route for these segments: static, then param, then rest.
-    pub fn find(&self, segs: &[&str]) -> Option<usize> {
-        let Some((seg, rest)) = segs.split_first() else {
+    /// Walks the segment iterator itself (cloned to backtrack) rather than a
+    /// collected list: collecting cost more than the lookups on short paths.
+    pub fn find(&self, segs: Segments<'_>) -> Option<usize> {
+        let mut rest = segs;
+        let Some(seg) = rest.next() else {
             return self.leaf.or(self.rest);
         };
-        if let Some(r) = self.statics.get(*seg).and_then(|child| child.find(rest)) {
+        if let Some(r) = self
+            .statics
+            .get(seg)
+            .and_then(|child| child.find(rest.clone()))
+        {
             return Some(r);
         }
         if !seg.is_empty() {
@@ -128,16 +139,17 @@ pub struct MethodTable {
 }
 
 impl MethodTable {
-    fn find(&self, method: &str, segs: &[&str]) -> Option<usize> {
-        if let Some(r) = self.by_method.get(method).and_then(|node| node.find(segs)) {
+    fn find(&self, method: &str, segs: Segments<'_>) -> Option<usize> {
+        if let Some(r) = self
+            .by_method
+            .get(method)
+            .and_then(|node| node.find(segs.clone()))
+        {
             return Some(r);
         }
         self.any.find(segs)
     }
 }
-
-/// Path segments, split once per decision and kept on the stack.
-pub type SegmentList<'a> = smallvec::SmallVec<[&'a str; 16]>;
 
 /// A compiled policy: immutable, shared behind an `Arc`, swapped whole.
 pub struct CompiledPolicy {
@@ -166,14 +178,14 @@ fn identity_names(h: &IdentityHeaders) -> IdentityNames {
 impl CompiledPolicy {
     /// Route index for a method and canonical path on a host.
     pub fn route_for(&self, host: Option<&str>, method: &str, path: &str) -> Option<usize> {
-        let segs: SegmentList<'_> = crate::path::segments(path).collect();
+        let segs = crate::path::segments(path);
         if let Some(r) = host
             .and_then(|h| self.hosts.get(h))
-            .and_then(|t| t.find(method, &segs))
+            .and_then(|t| t.find(method, segs.clone()))
         {
             return Some(r);
         }
-        self.any_host.find(method, &segs)
+        self.any_host.find(method, segs)
     }
 
     pub fn unmatched_allows(&self) -> bool {
@@ -332,6 +344,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
             req,
             scopes,
             scope_names: names.join(" ").into(),
+            scope_list: names.iter().map(|n| n.as_str().into()).collect(),
             limit: route.rate_limit.and_then(|i| limits.get(i)).cloned(),
             challenges: challenges.into(),
             bearer,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::compile::{CompiledPolicy, CompiledRoute, Req, ScopeCheck, ScopeSet};
+use crate::compile::{CompiledPolicy, CompiledRoute, Req, ScopeCheck};
 use crate::credential::apikey::KeyStore;
 use crate::credential::{Challenge, CredentialType, Identity, Outcome, VerifyContext};
 use crate::decision::{Decision, Principal, RateLimitStatus, Reason};
@@ -220,24 +220,18 @@ fn decide_inner(
         return d;
     }
 
-    // Scopes: every satisfying credential that carries scopes must hold them.
-    let effective: Option<ScopeSet> = if matches!(route.scopes, ScopeCheck::None) {
-        None
-    } else {
-        satisfied
-            .iter()
-            .filter_map(|(_, id)| id.scopes.as_ref())
-            .map(|s| policy.scope_set(s.iter()))
-            .reduce(|a, b| a.and(&b))
-    };
-    let scopes_ok = match (&route.scopes, effective) {
-        (ScopeCheck::None, _) => true,
-        (_, None) => false,
-        (ScopeCheck::AllOf(need), Some(have)) => have.contains_all(need),
-        (ScopeCheck::AnyOf(need), Some(have)) => have.intersects(need),
-    };
-    let principal = principal_of(&satisfied);
+    let scopes_ok = scopes_held(policy, route, &satisfied);
     let cred_name = credential_names(policy, &satisfied);
+    // What the rate limit needs from the identities, taken before
+    // `principal_of` moves them into the principal.
+    let over = satisfied.iter().find_map(|(_, id)| id.rate_override);
+    let first_cred = match &route.limit {
+        Some(l) if l.key == RateKey::Credential => {
+            satisfied.first().map(|(_, id)| Arc::clone(&id.principal))
+        }
+        _ => None,
+    };
+    let principal = principal_of(satisfied);
     if !scopes_ok {
         trace.note(|| format!("scopes not held: route needs `{}`", route.scope_names));
         let mut d = Decision::deny(Reason::InsufficientScope);
@@ -250,7 +244,7 @@ fn decide_inner(
 
     let mut ratelimit = None;
     if let Some(limit) = &route.limit {
-        let (key, over) = bucket(limit.key, req, &satisfied, principal.as_ref());
+        let key = bucket(limit.key, req, first_cred, principal.as_ref());
         let owned;
         let (spec, id): (&LimitSpec, u64) = match over {
             Some(o) => {
@@ -297,14 +291,16 @@ fn decide_inner(
 
 /// The principal: a user-level credential (JWT, mTLS, Basic) over an API key
 /// when both satisfied (`all_of: [app_key, user_jwt]`); the consumer from the key.
-fn principal_of(satisfied: &[(usize, Identity)]) -> Option<Principal> {
-    if let [(_, one)] = satisfied {
+/// Takes the identities so the common single-credential case moves its ids
+/// into the principal instead of cloning them.
+fn principal_of(satisfied: Satisfied) -> Option<Principal> {
+    if satisfied.len() == 1 {
+        let (_, one) = satisfied.into_iter().next()?;
         return Some(Principal {
-            id: Arc::clone(&one.principal),
-            consumer: one.consumer.clone(),
+            id: one.principal,
+            consumer: one.consumer,
             scopes: one
                 .scopes
-                .clone()
                 .unwrap_or_else(|| Arc::from(Vec::<String>::new())),
         });
     }
@@ -335,6 +331,47 @@ fn principal_of(satisfied: &[(usize, Identity)]) -> Option<Principal> {
     })
 }
 
+/// Most string comparisons (required names times held names) for which
+/// comparing beats interning: interning hashes every held scope.
+const DIRECT_SCOPE_WORK: usize = 16;
+
+/// Do the satisfying credentials hold the route's scopes? Every credential
+/// that carries scopes must hold them (their intersection is what counts);
+/// one that carries none does not restrict, and none carrying any is a deny.
+fn scopes_held(policy: &CompiledPolicy, route: &CompiledRoute, satisfied: &Satisfied) -> bool {
+    let carrying = || satisfied.iter().filter_map(|(_, id)| id.scopes.as_deref());
+    let (need, all_needed) = match &route.scopes {
+        ScopeCheck::None => return true,
+        ScopeCheck::AllOf(need) => (need, true),
+        ScopeCheck::AnyOf(need) => (need, false),
+    };
+    if carrying().next().is_none() {
+        return false;
+    }
+    let held: usize = carrying().map(<[String]>::len).sum();
+    if route.scope_list.len().saturating_mul(held) <= DIRECT_SCOPE_WORK {
+        // Exact name equality, as interning is: the same answer, no hashing.
+        let held_by_all = |name: &str| carrying().all(|c| c.iter().any(|s| s == name));
+        let mut names = route.scope_list.iter().map(|n| held_by_all(n));
+        return if all_needed {
+            names.all(|h| h)
+        } else {
+            names.any(|h| h)
+        };
+    }
+    let Some(have) = carrying()
+        .map(|s| policy.scope_set(s.iter()))
+        .reduce(|a, b| a.and(&b))
+    else {
+        return false;
+    };
+    if all_needed {
+        have.contains_all(need)
+    } else {
+        have.intersects(need)
+    }
+}
+
 fn credential_names(policy: &CompiledPolicy, satisfied: &[(usize, Identity)]) -> Option<Arc<str>> {
     match satisfied {
         [] => None,
@@ -349,21 +386,20 @@ fn credential_names(policy: &CompiledPolicy, satisfied: &[(usize, Identity)]) ->
     }
 }
 
-/// The bucket key for a limit, and a per-key override if the identity has one.
-/// Requests with no identity (public routes) fall back to the client address.
+/// The bucket key for a limit. Requests with no identity (public routes)
+/// fall back to the client address.
 fn bucket(
     key: RateKey,
     req: &Request,
-    satisfied: &[(usize, Identity)],
+    first_cred: Option<Arc<str>>,
     principal: Option<&Principal>,
-) -> (BucketKey, Option<crate::credential::RateOverride>) {
+) -> BucketKey {
     let ip = || {
         req.source_ip
             .map(BucketKey::Ip)
             .unwrap_or(BucketKey::UnknownIp)
     };
-    let over = satisfied.iter().find_map(|(_, id)| id.rate_override);
-    let k = match key {
+    match key {
         RateKey::SourceIp => ip(),
         RateKey::Consumer => match principal {
             Some(p) => BucketKey::Text(p.consumer.clone().unwrap_or_else(|| Arc::clone(&p.id))),
@@ -372,12 +408,8 @@ fn bucket(
         RateKey::Principal => principal
             .map(|p| BucketKey::Text(Arc::clone(&p.id)))
             .unwrap_or_else(ip),
-        RateKey::Credential => satisfied
-            .first()
-            .map(|(_, id)| BucketKey::Text(Arc::clone(&id.principal)))
-            .unwrap_or_else(ip),
-    };
-    (k, over)
+        RateKey::Credential => first_cred.map(BucketKey::Text).unwrap_or_else(ip),
+    }
 }
 
 fn add_challenge(d: &mut Decision, route: &CompiledRoute) {

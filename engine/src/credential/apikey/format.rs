@@ -46,24 +46,47 @@ impl std::fmt::Debug for KeyDigest {
     }
 }
 
-/// `BASE62[b]`: is byte `b` in the base62 alphabet? A table, because the
-/// per-byte range checks were a measurable share of an API-key decision.
+/// Marks a byte outside the base62 alphabet in [`DIGIT`].
+const NOT_BASE62: u8 = 0xFF;
+
+/// `DIGIT[b]`: the base62 value of byte `b`, or [`NOT_BASE62`]. A table,
+/// because per-byte range checks were a measurable share of an API-key
+/// decision, and it lets the checksum be read by decoding (one multiply-add
+/// per character) rather than by re-encoding the CRC (a division per character).
 // Indexing in a const initialiser fails at compile time, never at run time.
 #[allow(clippy::indexing_slicing)]
-static BASE62: [bool; 256] = {
-    let mut t = [false; 256];
+static DIGIT: [u8; 256] = {
+    let mut t = [NOT_BASE62; 256];
     let mut i = 0;
     while i < 62 {
-        t[ALPHABET[i] as usize] = true;
+        t[ALPHABET[i] as usize] = i as u8;
         i += 1;
     }
     t
 };
 
+fn digit(b: u8) -> u8 {
+    DIGIT.get(usize::from(b)).copied().unwrap_or(NOT_BASE62)
+}
+
 fn all_base62(s: &str) -> bool {
-    s.bytes().fold(true, |ok, b| {
-        ok & BASE62.get(usize::from(b)).copied().unwrap_or(false)
-    })
+    s.bytes().fold(true, |ok, b| ok & (digit(b) != NOT_BASE62))
+}
+
+/// The number a base62 checksum field spells, or `None` if a character is
+/// not base62. Six characters reach 62^6 < 2^36, so a `u64` never overflows;
+/// values above `u32::MAX` simply match no CRC. Decoding is injective on
+/// fixed-width fields, so `decode(sum) == crc` holds exactly when
+/// `base62_fixed(crc) == sum`: the same check as re-encoding, cheaper.
+fn decode_checksum(sum: &str) -> Option<u64> {
+    let mut n = 0u64;
+    let mut ok = true;
+    for b in sum.bytes() {
+        let d = digit(b);
+        ok &= d != NOT_BASE62;
+        n = n * 62 + u64::from(d % 62);
+    }
+    ok.then_some(n)
 }
 
 /// Is `prefix` usable as a key prefix (`[A-Za-z0-9_-]`, 1..=32 chars)?
@@ -171,8 +194,8 @@ pub fn classify(value: &str, prefixes: &[String]) -> KeyShape {
     ) else {
         return KeyShape::Corrupt;
     };
-    let shape_ok = valid_prefix(prefix) & all_base62(random) & all_base62(sum);
-    if shape_ok && checksum(body).as_slice() == sum.as_bytes() {
+    let shape_ok = valid_prefix(prefix) & all_base62(random);
+    if shape_ok && decode_checksum(sum) == Some(u64::from(crc32fast::hash(body.as_bytes()))) {
         KeyShape::WellFormed
     } else {
         KeyShape::Corrupt
@@ -228,6 +251,36 @@ mod tests {
         assert_eq!(&base62_fixed(0), b"000000");
         assert_eq!(&base62_fixed(61), b"00000z");
         assert_eq!(&base62_fixed(u32::MAX), b"4gfFC3");
+    }
+
+    #[test]
+    fn decoding_the_checksum_agrees_with_re_encoding_it() {
+        let mut n: u32 = 1;
+        for _ in 0..10_000 {
+            let text = base62_fixed(n);
+            let text = std::str::from_utf8(&text).unwrap();
+            assert_eq!(decode_checksum(text), Some(u64::from(n)), "{n}");
+            n = n.wrapping_mul(2_654_435_761).wrapping_add(12_345);
+        }
+        assert_eq!(decode_checksum("4gfFC3"), Some(u64::from(u32::MAX)));
+        // Past u32::MAX: no CRC can match, as no re-encoding could produce it.
+        assert!(decode_checksum("4gfFC4").unwrap() > u64::from(u32::MAX));
+        assert_eq!(decode_checksum("zzzzzz"), Some(62u64.pow(6) - 1));
+        assert_eq!(decode_checksum("abc_de"), None);
+        assert_eq!(decode_checksum("abcdé"), None);
+    }
+
+    #[test]
+    fn checksum_fields_above_u32_are_corrupt() {
+        let body = format!("pk_{}", "A".repeat(RANDOM_LEN));
+        let good = format!("{body}{}", std::str::from_utf8(&checksum(&body)).unwrap());
+        assert_eq!(classify(&good, &["pk_".into()]), KeyShape::WellFormed);
+        for sum in ["zzzzzz", "4gfFC4", "000000"] {
+            let k = format!("{body}{sum}");
+            if k != good {
+                assert_eq!(classify(&k, &["pk_".into()]), KeyShape::Corrupt, "{sum}");
+            }
+        }
     }
 
     #[test]

@@ -109,6 +109,25 @@ impl KeyStore for MemoryIndex {
     fn lookup(&self, digest: &KeyDigest) -> Result<Option<KeyEntry>, StoreError> {
         Ok(self.get(digest))
     }
+
+    fn inspect(
+        &self,
+        digest: &KeyDigest,
+        f: &mut dyn FnMut(&KeyEntry),
+    ) -> Result<bool, StoreError> {
+        // `f` runs under the shard's read lock: it only reads the entry and
+        // builds an identity, so writers wait no longer than for a clone.
+        let Some(shard) = self.shard(digest) else {
+            return Ok(false);
+        };
+        Ok(match shard.read().get(&digest.0) {
+            Some(e) => {
+                f(e);
+                true
+            }
+            None => false,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +164,14 @@ mod tests {
         assert!(idx.lookup(&KeyDigest::of("k2")).unwrap().is_none());
         assert_eq!(idx.update_record("a", |e| e.key_expires_at = Some(5)), 1);
         assert_eq!(idx.get(&d).unwrap().key_expires_at, Some(5));
+        let mut seen = None;
+        assert!(idx
+            .inspect(&d, &mut |e| seen = Some(e.key_expires_at))
+            .unwrap());
+        assert_eq!(seen, Some(Some(5)));
+        assert!(!idx
+            .inspect(&KeyDigest::of("k2"), &mut |_| panic!())
+            .unwrap());
         idx.remove(&d);
         assert!(idx.is_empty());
     }

@@ -123,4 +123,22 @@ pub enum StoreError {
 /// backend in lookup mode blocks only the decision that needs it.
 pub trait KeyStore: Send + Sync + 'static {
     fn lookup(&self, digest: &KeyDigest) -> Result<Option<KeyEntry>, StoreError>;
+
+    /// Looks `digest` up and lets `f` read the entry where it lies; `Ok(false)`
+    /// when there is none. In-memory stores override it so a decision does
+    /// not clone the entry (two reference-count round trips, a measurable
+    /// share of an API-key decision); the default goes through [`Self::lookup`].
+    fn inspect(
+        &self,
+        digest: &KeyDigest,
+        f: &mut dyn FnMut(&KeyEntry),
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lookup(digest)? {
+            Some(e) => {
+                f(&e);
+                true
+            }
+            None => false,
+        })
+    }
 }
