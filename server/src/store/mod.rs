@@ -426,4 +426,15 @@ impl KeyStore for Store {
             Serving::Lookup(l) => l.lookup(digest),
         }
     }
+
+    fn inspect(
+        &self,
+        digest: &KeyDigest,
+        f: &mut dyn FnMut(&KeyEntry),
+    ) -> Result<bool, StoreError> {
+        match &self.serving {
+            Serving::Replica(r) => r.inspect(digest, f),
+            Serving::Lookup(l) => l.inspect(digest, f),
+        }
+    }
 }

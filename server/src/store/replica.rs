@@ -192,6 +192,19 @@ impl KeyStore for Replica {
             None => Err(StoreError::Unavailable("key index not loaded yet".into())),
         }
     }
+
+    /// The decision path: reads the entry in place instead of cloning it.
+    fn inspect(
+        &self,
+        digest: &KeyDigest,
+        f: &mut dyn FnMut(&KeyEntry),
+    ) -> Result<bool, StoreError> {
+        match self.age() {
+            Some(a) if a <= self.max_staleness => self.index.inspect(digest, f),
+            Some(a) => Err(StoreError::Stale(a)),
+            None => Err(StoreError::Unavailable("key index not loaded yet".into())),
+        }
+    }
 }
 
 /// Applies feed events to `replica` until the feed is gone. Runs on its own
