@@ -127,11 +127,37 @@ pub fn path_canonical(data: &[u8]) {
         r.headers = Headers::new();
         e.decide(&r).route
     };
-    assert_eq!(
-        route(target),
-        route(&c),
-        "{target:?} and {c:?} route differently"
-    );
+    let routed = route(target);
+    assert_eq!(routed, route(&c), "{target:?} and {c:?} route differently");
+    // A path that routes to a protected route can never be rewritten to
+    // reach a public one and back: percent-encoding any bytes an escape may
+    // stand for (which ones is picked by the input) decodes to the same
+    // canonical form, so it routes the same, protected stays protected.
+    let encoded: String = c
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            let pick = data.get(i % data.len()).is_some_and(|x| x & 1 == 1);
+            if pick && (b.is_ascii_alphanumeric() || b"-_~!$&'()*+,=:@".contains(&b)) {
+                format!("%{b:02X}")
+            } else {
+                char::from(b).to_string()
+            }
+        })
+        .collect();
+    if encoded.len() <= path::MAX_PATH_LEN {
+        match path::canonical(&encoded) {
+            Ok(back) => assert_eq!(back, c, "{encoded:?} does not decode back to {c:?}"),
+            Err(e) => panic!("{encoded:?}, an encoding of {c:?}, is refused: {e:?}"),
+        }
+        let rerouted = route(&encoded);
+        let protected = |r: &Option<Arc<str>>| matches!(r.as_deref(), Some("protected" | "item"));
+        assert!(
+            !(protected(&routed) && rerouted.as_deref() == Some("open")),
+            "{target:?} routes to {routed:?} but its rewrite {encoded:?} reaches the public route"
+        );
+        assert_eq!(routed, rerouted, "{encoded:?} and {c:?} route differently");
+    }
 }
 
 /// API-key format: classification never panics, and agrees with a checksum
