@@ -2,8 +2,11 @@
 //! reloaded back and forth between two random policies. Every decision must
 //! be what one of the two policies answers (per the reference evaluator) on
 //! allow, status, reason and route: never a mix of the two, never an answer
-//! matching neither. Cases: `PROPTEST_CASES / 20` (at least 50); each case
-//! runs two readers across 16 reloads. Generators: `policygen/mod.rs`.
+//! matching neither. Cases: `PROPTEST_CASES / 200` (at least 10); each case
+//! runs two readers across 8 reloads. Routes require no Basic credential
+//! here (the equivalence suite covers it): readers decide each request many
+//! times, and every failed Basic check is a bcrypt hash. Generators:
+//! `policygen/mod.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,7 +25,8 @@ use portcullis_engine::{DecideOptions, Decision, Engine};
 use proptest::prelude::*;
 
 const READERS: usize = 2;
-const RELOADS: usize = 16;
+const RELOADS: usize = 8;
+const MAX_PASSES: usize = 8;
 
 fn matches(d: &Decision, v: &Verdict) -> bool {
     d.allow == v.allow
@@ -33,7 +37,7 @@ fn matches(d: &Decision, v: &Verdict) -> bool {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: (cases(2_000) / 20).max(50),
+        cases: (cases(2_000) / 200).max(10),
         ..ProptestConfig::default()
     })]
 
@@ -47,8 +51,10 @@ proptest! {
     ) {
         let f = fixtures();
         let now = now();
-        let a = build_policy(routes_a, unmatched_a);
-        let b = build_policy(routes_b, unmatched_b);
+        // Readers decide each request many times; Basic's bcrypt would dominate.
+        let strip = |r: Vec<RouteSpec>| r.into_iter().map(RouteSpec::without_basic).collect();
+        let a = build_policy(strip(routes_a), unmatched_a);
+        let b = build_policy(strip(routes_b), unmatched_b);
         let (ref_a, ref_b) = (Reference::new(&a).unwrap(), Reference::new(&b).unwrap());
         let cases: Vec<_> = requests
             .iter()
@@ -71,8 +77,11 @@ proptest! {
                     let (engine, done, decided, cases, opts) = (&engine, &done, &decided, &cases, &opts);
                     s.spawn(move || -> Option<String> {
                         let mut passes = 0;
-                        // At least two passes, so every reader overlaps some reloads.
-                        while passes < 2 || !done.load(Ordering::Acquire) {
+                        // At least two passes, then until the reloads are
+                        // done, but bounded: on a loaded machine the writer
+                        // can be descheduled for long, and spinning readers
+                        // would burn CPU for all of it.
+                        while passes < 2 || (passes < MAX_PASSES && !done.load(Ordering::Acquire)) {
                             // Readers start at different requests, so they interleave differently.
                             for i in 0..cases.len() {
                                 let (spec, req, va, vb) = &cases[(i + r) % cases.len()];
