@@ -127,11 +127,37 @@ pub fn path_canonical(data: &[u8]) {
         r.headers = Headers::new();
         e.decide(&r).route
     };
-    assert_eq!(
-        route(target),
-        route(&c),
-        "{target:?} and {c:?} route differently"
-    );
+    let routed = route(target);
+    assert_eq!(routed, route(&c), "{target:?} and {c:?} route differently");
+    // A path that routes to a protected route can never be rewritten to
+    // reach a public one and back: percent-encoding any bytes an escape may
+    // stand for (which ones is picked by the input) decodes to the same
+    // canonical form, so it routes the same, protected stays protected.
+    let encoded: String = c
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            let pick = data.get(i % data.len()).is_some_and(|x| x & 1 == 1);
+            if pick && (b.is_ascii_alphanumeric() || b"-_~!$&'()*+,=:@".contains(&b)) {
+                format!("%{b:02X}")
+            } else {
+                char::from(b).to_string()
+            }
+        })
+        .collect();
+    if encoded.len() <= path::MAX_PATH_LEN {
+        match path::canonical(&encoded) {
+            Ok(back) => assert_eq!(back, c, "{encoded:?} does not decode back to {c:?}"),
+            Err(e) => panic!("{encoded:?}, an encoding of {c:?}, is refused: {e:?}"),
+        }
+        let rerouted = route(&encoded);
+        let protected = |r: &Option<Arc<str>>| matches!(r.as_deref(), Some("protected" | "item"));
+        assert!(
+            !(protected(&routed) && rerouted.as_deref() == Some("open")),
+            "{target:?} routes to {routed:?} but its rewrite {encoded:?} reaches the public route"
+        );
+        assert_eq!(routed, rerouted, "{encoded:?} and {c:?} route differently");
+    }
 }
 
 /// API-key format: classification never panics, and agrees with a checksum
@@ -209,39 +235,70 @@ pub fn header_extraction(data: &[u8]) {
     assert_ne!(d.reason, Reason::Allowed);
 }
 
+/// The HS256 secret of the fuzz verifier (public: tests and seeds sign with it).
+pub const FUZZ_HS256_SECRET: &[u8] = b"portcullis-fuzz-hs256-secret-0123456789";
+const FUZZ_HS256_ENV: &str = "PORTCULLIS_FUZZ_HS256_SECRET";
+
+fn jwt_verifier_for(
+    alg: crate::policy::JwtAlgorithm,
+    keys: crate::policy::JwtKeySource,
+) -> crate::credential::jwt::JwtVerifier {
+    use crate::policy::{JwtDef, Span, Spanned};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/keys");
+    let def = JwtDef {
+        sources: vec![Source::Bearer],
+        issuer: None,
+        audience: vec![],
+        algorithms: vec![alg],
+        keys: Spanned::new(keys, Span::default()),
+        leeway: std::time::Duration::from_secs(30),
+        max_lifetime: None,
+        require_claims: vec![],
+        scopes_claim: None,
+        principal_claim: "sub".into(),
+        typ: None,
+        max_token_bytes: 8192,
+        cache_size: 0,
+    };
+    match crate::credential::jwt::JwtVerifier::new(&def, &dir) {
+        Ok(v) => v,
+        Err(e) => panic!("fuzz jwt verifier: {e}"),
+    }
+}
+
 fn jwt_verifier() -> &'static crate::credential::jwt::JwtVerifier {
-    use crate::policy::{JwtAlgorithm, JwtDef, JwtKeySource, Span, Spanned};
+    use crate::policy::{JwtAlgorithm, JwtKeySource};
     static V: OnceLock<crate::credential::jwt::JwtVerifier> = OnceLock::new();
     V.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt/keys");
-        let def = JwtDef {
-            sources: vec![Source::Bearer],
-            issuer: None,
-            audience: vec![],
-            algorithms: vec![JwtAlgorithm::ES256],
-            keys: Spanned::new(
-                JwtKeySource::PemFile(dir.join("ec256.pub.pem")),
-                Span::default(),
-            ),
-            leeway: std::time::Duration::from_secs(30),
-            max_lifetime: None,
-            require_claims: vec![],
-            scopes_claim: None,
-            principal_claim: "sub".into(),
-            typ: None,
-            max_token_bytes: 8192,
-            cache_size: 0,
-        };
-        match crate::credential::jwt::JwtVerifier::new(&def, &dir) {
-            Ok(v) => v,
-            Err(e) => panic!("fuzz jwt verifier: {e}"),
-        }
+        jwt_verifier_for(
+            JwtAlgorithm::ES256,
+            JwtKeySource::PemFile(dir.join("ec256.pub.pem")),
+        )
     })
 }
 
-/// JWT compact tokens: never a panic, and never a valid outcome unless the
-/// ES256 signature verifies under the configured key, checked independently
-/// with `ring`.
+fn jwt_hs_verifier() -> &'static crate::credential::jwt::JwtVerifier {
+    use crate::policy::{JwtAlgorithm, JwtKeySource};
+    static V: OnceLock<crate::credential::jwt::JwtVerifier> = OnceLock::new();
+    V.get_or_init(|| {
+        use std::os::unix::ffi::OsStrExt;
+        // `secret_env` is the only source of HMAC keys.
+        std::env::set_var(
+            FUZZ_HS256_ENV,
+            std::ffi::OsStr::from_bytes(FUZZ_HS256_SECRET),
+        );
+        jwt_verifier_for(
+            JwtAlgorithm::HS256,
+            JwtKeySource::SecretEnv(FUZZ_HS256_ENV.into()),
+        )
+    })
+}
+
+/// JWT compact tokens: never a panic, and never a valid outcome (so never
+/// an allow) unless the signature verifies under the configured key, checked
+/// independently with `ring`: ES256 against the checked-in key, HS256
+/// against [`FUZZ_HS256_SECRET`].
 pub fn jwt_compact(data: &[u8]) {
     use base64::Engine as _;
     use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
@@ -272,6 +329,17 @@ pub fn jwt_compact(data: &[u8]) {
         assert!(
             ok,
             "a token without a valid signature was accepted: {token:?}"
+        );
+    }
+    if let crate::credential::Outcome::Valid(_) = jwt_hs_verifier().verify_token(token, now) {
+        let (signing_input, sig) = token.rsplit_once('.').unwrap_or_default();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap_or_default();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, FUZZ_HS256_SECRET);
+        assert!(
+            ring::hmac::verify(&key, signing_input.as_bytes(), &sig).is_ok(),
+            "an hs256 token without a valid mac was accepted: {token:?}"
         );
     }
 }

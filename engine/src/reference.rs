@@ -4,7 +4,11 @@
 //! it (see `tests/equivalence.rs`). It is not used to serve decisions.
 //!
 //! It shares only leaf components with the compiled path: the path
-//! canonicaliser, pattern matcher and credential verifiers, each tested on its own.
+//! canonicaliser, the pattern matcher and the credential verifiers (API key,
+//! JWT, mTLS, Basic: it calls the same `Verifier::verify`, on verifiers it
+//! builds itself), each tested on its own. What it checks independently is
+//! the tree: route precedence, `any_of` / `all_of` evaluation, which failure
+//! is reported, and scopes over the satisfying credentials.
 
 use std::collections::HashMap;
 use std::time::SystemTime;

@@ -97,3 +97,30 @@ fn jwt_compact_checks_valid_tokens_independently() {
     .unwrap();
     fuzzing::jwt_compact(token.as_bytes());
 }
+
+/// The same for HS256: a token with a correct MAC passes the harness's
+/// independent check, and one with a wrong MAC is never valid.
+#[test]
+fn jwt_compact_checks_valid_hs256_tokens_independently() {
+    use portcullis_engine::credential::jwt::testing::sign;
+    use portcullis_engine::policy::JwtAlgorithm;
+    let claims = serde_json::json!({"sub": "x", "exp": 1_900_000_000u64});
+    let token = sign(
+        JwtAlgorithm::HS256,
+        fuzzing::FUZZ_HS256_SECRET,
+        None,
+        None,
+        &claims,
+    )
+    .unwrap();
+    fuzzing::jwt_compact(token.as_bytes());
+    let forged = sign(
+        JwtAlgorithm::HS256,
+        b"not-the-fuzz-secret-not-the-fuzz-secret",
+        None,
+        None,
+        &claims,
+    )
+    .unwrap();
+    fuzzing::jwt_compact(forged.as_bytes());
+}
