@@ -28,12 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use portcullis_bench::{key_index, path_for, policy_with_routes};
+use portcullis_bench::{key_index, key_requests, policy_with_routes};
 use portcullis_engine::credential::apikey::index::DigestHasher;
 use portcullis_engine::credential::apikey::{
     fingerprint, generate, KeyDigest, KeyRecord, KeyStore,
 };
-use portcullis_engine::{Engine, Request};
+use portcullis_engine::Engine;
 use portcullis_server::store::testkit::{PgSchema, RedisPrefix};
 use portcullis_server::store::{Store, StoredRecord, VersionRow};
 use sha2::{Digest, Sha256};
@@ -97,19 +97,7 @@ fn replica_sizes(c: &mut Criterion) {
             Arc::clone(&index) as Arc<dyn KeyStore>,
         )
         .unwrap();
-        let reqs: Vec<Request> = sample
-            .iter()
-            .map(|k| {
-                let mut r = Request {
-                    method: "GET".into(),
-                    path: path_for(0),
-                    host: Some("api.example.com".into()),
-                    ..Request::default()
-                };
-                r.headers.append("x-api-key", k.as_str());
-                r
-            })
-            .collect();
+        let reqs = key_requests(&sample);
         assert!(engine.decide(&reqs[0]).allow, "the request must be allowed");
         assert!(index.lookup(&KeyDigest::of(&sample[0])).unwrap().is_some());
 
