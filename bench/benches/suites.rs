@@ -120,8 +120,10 @@ fn route_matching_more(c: &mut Criterion) {
     g.finish();
 }
 
-/// One policy with an API key and an ES256 JWT credential, and a route
-/// per requirement shape.
+/// One policy with an API key and an ES256 JWT credential (verified-token
+/// cache on, the default, so the JWT rows after the first are cache hits;
+/// `jwt_no_cache` verifies the signature every time), and a route per
+/// requirement shape.
 fn shapes_policy(dir: &Path, key: &JwtKeyRef) -> String {
     let keys = match key {
         JwtKeyRef::PemFile(f) => format!("{{pem_file: {f}}}"),
@@ -144,9 +146,20 @@ credentials:
     keys: {keys}
     require_claims: [sub, exp, iat]
     scopes_claim: scope
+  jwt_nocache:
+    type: jwt
+    in: [bearer]
+    issuer: https://issuer.bench.example/
+    audience: [bench-api]
+    algorithms: [ES256]
+    keys: {keys}
+    require_claims: [sub, exp, iat]
+    scopes_claim: scope
+    cache_size: 0
 routes:
   - {{name: key, match: {{path: "/key/{{id}}"}}, require: key, scopes: {{all_of: [read]}}}}
   - {{name: jwt, match: {{path: "/jwt/{{id}}"}}, require: jwt, scopes: {{all_of: ["items:read"]}}}}
+  - {{name: jwt_nocache, match: {{path: "/jwtnc/{{id}}"}}, require: jwt_nocache, scopes: {{all_of: ["items:read"]}}}}
   - {{name: any, match: {{path: "/any/{{id}}"}}, require: {{any_of: [key, jwt]}}}}
   - {{name: all, match: {{path: "/all/{{id}}"}}, require: {{all_of: [key, jwt]}}}}
 "#
@@ -168,6 +181,10 @@ fn requirement_shapes(c: &mut Criterion) {
     let cases: Vec<(&str, Request)> = vec![
         ("key", request("/key/1", &[("x-api-key", &key)])),
         ("jwt", request("/jwt/1", &[("authorization", &bearer)])),
+        (
+            "jwt_no_cache",
+            request("/jwtnc/1", &[("authorization", &bearer)]),
+        ),
         (
             "any_of_key_present",
             request("/any/1", &[("x-api-key", &key)]),

@@ -88,6 +88,23 @@ pub fn key_index(n: usize) -> (Arc<MemoryIndex>, Vec<String>) {
     (Arc::new(index), sample)
 }
 
+/// One request per key, each for route 0 of [`policy_with_routes`] with
+/// the key in `x-api-key`.
+pub fn key_requests(keys: &[String]) -> Vec<portcullis_engine::Request> {
+    keys.iter()
+        .map(|k| {
+            let mut r = portcullis_engine::Request {
+                method: "GET".into(),
+                path: path_for(0),
+                host: Some("api.example.com".into()),
+                ..Default::default()
+            };
+            r.headers.append("x-api-key", k.as_str());
+            r
+        })
+        .collect()
+}
+
 /// The YAML text of [`policy_with_routes`]: the same `n` routes, for
 /// measuring the whole load (parse, validate, compile) from text.
 pub fn policy_yaml_with_routes(n: usize) -> String {

@@ -162,6 +162,7 @@ fn quick_run_of_the_tiny_workload_writes_three_reports() {
     assert!(html.trim_end().ends_with("</html>"));
     assert!(html.matches("<svg").count() >= 4, "charts missing");
     assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    check_charts(&html);
     assert!(
         !html.contains("<script"),
         "the report must not need scripts"
@@ -178,6 +179,46 @@ fn quick_run_of_the_tiny_workload_writes_three_reports() {
     let summary = json["recommendation"]["summary"].as_str().unwrap();
     assert!(md.contains(summary));
     assert!(md.contains("## Revocation"));
+}
+
+/// Every chart the report promises is there, titled, with axis text and
+/// at least one drawn datum, and no coordinate is NaN or infinite (an empty
+/// or broken chart still balances its tags, so counting `<svg` is not enough).
+fn check_charts(html: &str) {
+    let charts: Vec<&str> = html
+        .split("<svg")
+        .skip(1)
+        .map(|rest| rest.split("</svg>").next().unwrap())
+        .collect();
+    for title in [
+        "Latency by percentile at the expected rate",
+        "Throughput against offered rate",
+        "p99 latency against offered rate",
+        "Revocation lag",
+        "Server CPU per 1,000 decisions",
+        "Latency by percentile at maximum throughput",
+    ] {
+        let chart = charts
+            .iter()
+            .find(|c| c.contains(title))
+            .unwrap_or_else(|| panic!("no chart `{title}`"));
+        assert!(chart.contains("<title>"), "`{title}`: no title element");
+        assert!(
+            chart.matches("<text").count() >= 4,
+            "`{title}`: no axis labels or ticks"
+        );
+        let drawn = chart
+            .split("<polyline points=\"")
+            .skip(1)
+            .any(|p| p.split('"').next().unwrap().contains(','))
+            || chart.contains("<circle")
+            // A bar (the plot frame is a `<rect/>` without a tooltip).
+            || chart.contains("</rect>");
+        assert!(drawn, "`{title}`: nothing drawn");
+        for bad in ["NaN", "inf\"", "=\"-inf"] {
+            assert!(!chart.contains(bad), "`{title}`: `{bad}` in the SVG");
+        }
+    }
 }
 
 #[test]

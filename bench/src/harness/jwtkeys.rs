@@ -1,8 +1,9 @@
 //! Signing keys generated per run, and the tokens the harness presents.
 //!
 //! Keys come from aws-lc-rs (the engine's own crypto library); tokens are
-//! minted by `jsonwebtoken`, an encoder independent of the verifier under
-//! test, so a token the server accepts proves the two agree.
+//! minted by the engine's test signer, which goes through `jsonwebtoken`
+//! (an encoder independent of the verifier under test), so a token the
+//! server accepts proves the two agree.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +17,7 @@ use aws_lc_rs::signature::{
 };
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use portcullis_engine::credential::jwt::testing::sign;
 use portcullis_engine::policy::JwtAlgorithm;
 
 use super::mechanism::{JwtKeyRef, AUDIENCE, ISSUER, SCOPE};
@@ -24,7 +25,8 @@ use super::mechanism::{JwtKeyRef, AUDIENCE, ISSUER, SCOPE};
 /// A signing key and how the server finds its verifying half.
 pub struct SigningKey {
     alg: JwtAlgorithm,
-    encoding: EncodingKey,
+    /// PKCS#8 PEM private key, or the HMAC secret's bytes.
+    signing: Vec<u8>,
     /// HMAC secret (HS algorithms), handed to the server in its environment.
     secret: Option<String>,
     /// SubjectPublicKeyInfo PEM (public-key algorithms).
@@ -50,23 +52,6 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-fn jwt_alg(alg: JwtAlgorithm) -> Algorithm {
-    match alg {
-        JwtAlgorithm::HS256 => Algorithm::HS256,
-        JwtAlgorithm::HS384 => Algorithm::HS384,
-        JwtAlgorithm::HS512 => Algorithm::HS512,
-        JwtAlgorithm::RS256 => Algorithm::RS256,
-        JwtAlgorithm::RS384 => Algorithm::RS384,
-        JwtAlgorithm::RS512 => Algorithm::RS512,
-        JwtAlgorithm::PS256 => Algorithm::PS256,
-        JwtAlgorithm::PS384 => Algorithm::PS384,
-        JwtAlgorithm::PS512 => Algorithm::PS512,
-        JwtAlgorithm::ES256 => Algorithm::ES256,
-        JwtAlgorithm::ES384 => Algorithm::ES384,
-        JwtAlgorithm::EdDSA => Algorithm::EdDSA,
-    }
-}
-
 fn err(e: impl std::fmt::Display) -> String {
     format!("cannot generate a signing key: {e}")
 }
@@ -82,7 +67,7 @@ impl SigningKey {
                 let secret: String = (0..64).map(|_| fastrand::alphanumeric()).collect();
                 return Ok(SigningKey {
                     alg,
-                    encoding: EncodingKey::from_secret(secret.as_bytes()),
+                    signing: secret.as_bytes().to_vec(),
                     secret: Some(secret),
                     public_pem: None,
                 });
@@ -111,15 +96,9 @@ impl SigningKey {
                 (pem("PRIVATE KEY", doc.as_ref()), spki.as_ref().to_vec())
             }
         };
-        let encoding = match alg {
-            ES256 | ES384 => EncodingKey::from_ec_pem(private_pem.as_bytes()),
-            EdDSA => EncodingKey::from_ed_pem(private_pem.as_bytes()),
-            _ => EncodingKey::from_rsa_pem(private_pem.as_bytes()),
-        }
-        .map_err(err)?;
         Ok(SigningKey {
             alg,
-            encoding,
+            signing: private_pem.into_bytes(),
             secret: None,
             public_pem: Some(pem("PUBLIC KEY", &public_der)),
         })
@@ -164,7 +143,7 @@ impl SigningKey {
             "exp": now + ttl.as_secs().max(1),
             "jti": format!("{sub}-{}", fastrand::u64(..)),
         });
-        jsonwebtoken::encode(&Header::new(jwt_alg(self.alg)), &claims, &self.encoding)
+        sign(self.alg, &self.signing, None, Some("JWT"), &claims)
             .map_err(|e| format!("cannot sign a token: {e}"))
     }
 }
@@ -173,6 +152,7 @@ impl SigningKey {
 mod tests {
     use super::*;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use portcullis_engine::credential::jwt::testing::jwt_alg;
 
     #[test]
     fn every_algorithm_signs_a_verifiable_token() {

@@ -279,7 +279,7 @@ impl Run<'_> {
                     let bar = self.console.bar(
                         n as u64,
                         &format!("creating {n} keys in {}", b.name()),
-                        "{prefix:>44} [{bar:30}] {pos}/{len} {per_sec}",
+                        "{prefix:>44} [{bar:30}] {pos}/{len}, {eta} left",
                     );
                     let started = Instant::now();
                     let tick = || bar.inc(1);

@@ -13,7 +13,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use super::compact;
 use crate::policy::JwtAlgorithm;
 
-fn jwt_alg(alg: JwtAlgorithm) -> Algorithm {
+/// The `jsonwebtoken` name of `alg` (also for the benchmark harness's minting).
+pub fn jwt_alg(alg: JwtAlgorithm) -> Algorithm {
     match alg {
         JwtAlgorithm::HS256 => Algorithm::HS256,
         JwtAlgorithm::HS384 => Algorithm::HS384,
