@@ -295,6 +295,36 @@ fn cpu_iter<R>(b: &mut criterion::Bencher<'_>, mut f: impl FnMut() -> R) {
     })
 }
 
+/// The cost of `full` above `bare`, measured directly: batches of each
+/// alternate and only the difference is kept, so drift (frequency, cache,
+/// neighbours) hits both sides alike. Clamped at 1 ns: criterion refuses zero.
+fn overhead_iter<R, S>(
+    b: &mut criterion::Bencher<'_>,
+    mut full: impl FnMut() -> R,
+    mut bare: impl FnMut() -> S,
+) {
+    b.iter_custom(|iters| {
+        let (mut full_t, mut bare_t) = (Duration::ZERO, Duration::ZERO);
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(16);
+            left -= n;
+            let t0 = ThreadTime::now();
+            for _ in 0..n {
+                black_box(full());
+            }
+            let t1 = ThreadTime::now();
+            for _ in 0..n {
+                black_box(bare());
+            }
+            let t2 = ThreadTime::now();
+            full_t += t1.duration_since(t0);
+            bare_t += t2.duration_since(t1);
+        }
+        full_t.saturating_sub(bare_t).max(Duration::from_nanos(1))
+    })
+}
+
 fn bench(c: &mut Criterion) {
     for case in cases() {
         let req = request(&case.token);
@@ -330,34 +360,16 @@ fn bench(c: &mut Criterion) {
         g.bench_function("jwt_verify", |b| {
             cpu_iter(b, || case.verifier.verify(black_box(&req), now))
         });
-        // The JWT cost above the bare signature, measured directly: batches
-        // of verifies and of bare signature checks alternate and only the
-        // difference is kept, so drift (frequency, cache, neighbours) hits
-        // both sides alike. Clamped at 1 ns: criterion refuses zero.
+        // The JWT cost above the bare signature (see `overhead_iter`).
         g.bench_function("overhead_vs_sig", |b| {
-            b.iter_custom(|iters| {
-                let (mut full, mut bare) = (Duration::ZERO, Duration::ZERO);
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(16);
-                    left -= n;
-                    let t0 = ThreadTime::now();
-                    for _ in 0..n {
-                        black_box(case.verifier.verify(black_box(&req), now));
-                    }
-                    let t1 = ThreadTime::now();
-                    for _ in 0..n {
-                        black_box(
-                            case.bare
-                                .verify(black_box(input.as_bytes()), black_box(&sig)),
-                        );
-                    }
-                    let t2 = ThreadTime::now();
-                    full += t1.duration_since(t0);
-                    bare += t2.duration_since(t1);
-                }
-                full.saturating_sub(bare).max(Duration::from_nanos(1))
-            })
+            overhead_iter(
+                b,
+                || case.verifier.verify(black_box(&req), now),
+                || {
+                    case.bare
+                        .verify(black_box(input.as_bytes()), black_box(&sig))
+                },
+            )
         });
         g.bench_function("jwt_cache_hit", |b| {
             cpu_iter(b, || case.cached.verify(black_box(&req), now))
@@ -384,29 +396,14 @@ fn bench(c: &mut Criterion) {
             cpu_iter(b, || case.engine.decide(black_box(&route_req)))
         });
         g.bench_function("decide_overhead_vs_sig", |b| {
-            b.iter_custom(|iters| {
-                let (mut full, mut bare) = (Duration::ZERO, Duration::ZERO);
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(16);
-                    left -= n;
-                    let t0 = ThreadTime::now();
-                    for _ in 0..n {
-                        black_box(case.engine.decide(black_box(&route_req)));
-                    }
-                    let t1 = ThreadTime::now();
-                    for _ in 0..n {
-                        black_box(
-                            case.bare
-                                .verify(black_box(input.as_bytes()), black_box(&sig)),
-                        );
-                    }
-                    let t2 = ThreadTime::now();
-                    full += t1.duration_since(t0);
-                    bare += t2.duration_since(t1);
-                }
-                full.saturating_sub(bare).max(Duration::from_nanos(1))
-            })
+            overhead_iter(
+                b,
+                || case.engine.decide(black_box(&route_req)),
+                || {
+                    case.bare
+                        .verify(black_box(input.as_bytes()), black_box(&sig))
+                },
+            )
         });
         g.bench_function("decide_cache_hit", |b| {
             cpu_iter(b, || case.engine_cached.decide(black_box(&route_req)))
