@@ -99,12 +99,55 @@ pub type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
 /// A trie node: children by static segment, then one `{param}` child, then a `/**` leaf.
 #[derive(Default)]
 pub struct Node {
-    pub statics: FastMap<Box<str>, Node>,
+    pub statics: Statics,
     pub param: Option<Box<Node>>,
     /// Route index if a pattern ends here.
     pub leaf: Option<usize>,
     /// Route index of a trailing `/**` here.
     pub rest: Option<usize>,
+}
+
+/// Up to this many children are found by comparison rather than hashing.
+const LINEAR_CHILDREN: usize = 4;
+
+/// A node's children by static segment. Most nodes have one or two, where
+/// comparing the segment beats hashing it; a node with many (a root listing
+/// thousands of services) is looked up through a hash index.
+#[derive(Default)]
+pub struct Statics {
+    items: Vec<(Box<str>, Node)>,
+    index: FastMap<Box<str>, usize>,
+}
+
+impl Statics {
+    pub fn get(&self, seg: &str) -> Option<&Node> {
+        if self.items.len() <= LINEAR_CHILDREN {
+            return self.items.iter().find(|(k, _)| **k == *seg).map(|(_, n)| n);
+        }
+        let i = *self.index.get(seg)?;
+        self.items.get(i).map(|(_, n)| n)
+    }
+
+    /// The child for `seg`, created if missing (compile time only).
+    fn child(&mut self, seg: &str) -> Option<&mut Node> {
+        let i = match self.index.get(seg) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(seg.into(), self.items.len());
+                self.items.push((seg.into(), Node::default()));
+                self.items.len() - 1
+            }
+        };
+        self.items.get_mut(i).map(|(_, n)| n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
 }
 
 impl Node {
@@ -132,9 +175,11 @@ impl Node {
     }
 }
 
+/// A host's tries, one per method. Methods are few, so a list compared in
+/// order is cheaper than hashing the method.
 #[derive(Default)]
 pub struct MethodTable {
-    pub by_method: FastMap<Box<str>, Node>,
+    pub by_method: Vec<(Box<str>, Node)>,
     pub any: Node,
 }
 
@@ -142,8 +187,9 @@ impl MethodTable {
     fn find(&self, method: &str, segs: Segments<'_>) -> Option<usize> {
         if let Some(r) = self
             .by_method
-            .get(method)
-            .and_then(|node| node.find(segs.clone()))
+            .iter()
+            .find(|(m, _)| **m == *method)
+            .and_then(|(_, node)| node.find(segs.clone()))
         {
             return Some(r);
         }
@@ -359,35 +405,51 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
         } else {
             // Each method has its own trie; a route listing two methods is in both.
             for m in &route.matcher.methods {
-                table.by_method.entry(m.as_str().into()).or_default();
+                if !table.by_method.iter().any(|(x, _)| **x == **m) {
+                    table.by_method.push((m.as_str().into(), Node::default()));
+                }
             }
             table
                 .by_method
                 .iter_mut()
-                .filter(|(m, _)| route.matcher.methods.iter().any(|x| x.as_str() == &***m))
+                .filter(|(m, _)| route.matcher.methods.iter().any(|x| x.as_str() == &**m))
                 .map(|(_, n)| n)
                 .collect()
         };
         for root in roots {
-            let mut node = root;
+            let mut node = Some(root);
             let mut placed = false;
             for seg in &route.matcher.path.segments {
-                match seg {
-                    PatternSegment::Static(s) => {
-                        node = node.statics.entry(s.as_str().into()).or_default()
+                node = match seg {
+                    PatternSegment::Static(s) => node.and_then(|n| n.statics.child(s)),
+                    PatternSegment::Param(_) => {
+                        node.map(|n| &mut **n.param.get_or_insert_with(Box::default))
                     }
-                    PatternSegment::Param(_) => node = node.param.get_or_insert_with(Box::default),
                     PatternSegment::Rest => {
-                        if node.rest.is_none() {
-                            node.rest = Some(idx);
+                        if let Some(n) = node.as_deref_mut() {
+                            if n.rest.is_none() {
+                                n.rest = Some(idx);
+                            }
                         }
                         placed = true;
                         break;
                     }
-                }
+                };
             }
-            if !placed && node.leaf.is_none() {
-                node.leaf = Some(idx);
+            match node {
+                Some(n) if !placed => {
+                    if n.leaf.is_none() {
+                        n.leaf = Some(idx);
+                    }
+                }
+                Some(_) => {}
+                // `Statics::child` always yields the child it made; failing
+                // closed anyway: a route that cannot be placed is an error.
+                None => errors.push(diag_at(
+                    policy,
+                    route.span,
+                    format!("internal: route `{}` could not be compiled", route.name.value),
+                )),
             }
         }
     }

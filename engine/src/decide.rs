@@ -191,10 +191,7 @@ fn decide_inner(
     let mut eval = Eval {
         policy,
         req,
-        ctx: VerifyContext {
-            now: opts.now.unwrap_or_else(SystemTime::now),
-            keys,
-        },
+        ctx: VerifyContext::new(opts.now, keys),
         memo: Vec::new(),
         trace,
     };
@@ -231,6 +228,10 @@ fn decide_inner(
         }
         _ => None,
     };
+    // Moved out rather than cloned: the identities are consumed below.
+    let fingerprint = satisfied
+        .iter_mut()
+        .find_map(|(_, id)| id.fingerprint.take());
     let principal = principal_of(satisfied);
     if !scopes_ok {
         trace.note(|| format!("scopes not held: route needs `{}`", route.scope_names));
@@ -238,6 +239,7 @@ fn decide_inner(
         d.route = Some(Arc::clone(&route.name));
         d.credential = cred_name;
         d.principal = principal;
+        d.fingerprint = fingerprint;
         add_challenge(&mut d, route);
         return d;
     }
@@ -271,6 +273,7 @@ fn decide_inner(
             d.route = Some(Arc::clone(&route.name));
             d.credential = cred_name;
             d.principal = principal;
+            d.fingerprint = fingerprint;
             d.ratelimit = ratelimit;
             let secs = r.retry_after.as_millis().div_ceil(1000).max(1);
             d.headers
@@ -286,6 +289,7 @@ fn decide_inner(
     d.identity_names = Some(Arc::clone(&policy.identity));
     d.credential = cred_name;
     d.principal = principal;
+    d.fingerprint = fingerprint;
     d
 }
 

@@ -136,6 +136,10 @@ pub struct Decision {
     /// Set on allow: the names under which to send the identity.
     pub identity_names: Option<Arc<IdentityNames>>,
     pub ratelimit: Option<RateLimitStatus>,
+    /// The fingerprint (first 8, last 4 characters) of the API key that
+    /// satisfied or failed the requirement, for decision logs. Never the key,
+    /// and not part of the SPEC JSON.
+    pub fingerprint: Option<Arc<str>>,
     pub trace: Option<Vec<String>>,
 }
 
@@ -152,6 +156,7 @@ impl Decision {
             headers: Vec::new(),
             identity_names: None,
             ratelimit: None,
+            fingerprint: None,
             trace: None,
         }
     }

@@ -105,6 +105,10 @@ static CLASS: [u8; 256] = {
     t
 };
 
+fn class(b: u8) -> u8 {
+    CLASS.get(usize::from(b)).copied().unwrap_or(BAD)
+}
+
 /// The canonical path of a request target, or why there is none.
 /// Returns the decoded path (query removed). One pass over the bytes;
 /// allocates only when it decodes an escape.
@@ -118,7 +122,16 @@ pub fn canonical(target: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
     let mut i = 0;
     let dot_segment = |seg: &[u8]| seg == b"." || seg == b"..";
     while let Some(&b) = bytes.get(i) {
-        match CLASS.get(usize::from(b)).copied().unwrap_or(BAD) {
+        match class(b) {
+            OK if decoded.is_none() => {
+                // The common case: consume the run of plain bytes at once,
+                // with nothing to copy.
+                i += 1;
+                while bytes.get(i).is_some_and(|&b| class(b) == OK) {
+                    i += 1;
+                }
+                continue;
+            }
             OK => {}
             QUERY => break,
             SLASH => {

@@ -99,7 +99,7 @@ impl<'p> Reference<'p> {
                 Unmatched::Deny => Verdict::new(Reason::NoRoute, None),
             };
         };
-        let ctx = VerifyContext { now, keys };
+        let ctx = VerifyContext::new(Some(now), keys);
         let mut outcomes: HashMap<usize, Outcome> = HashMap::new();
         let mut satisfied: Vec<usize> = Vec::new();
         if let Err(reason) = self.check(&route.require, req, &ctx, &mut outcomes, &mut satisfied) {

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod jwt;
 pub mod mtls;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -52,8 +53,32 @@ pub enum Outcome {
 
 /// What a verifier may consult besides the request.
 pub struct VerifyContext<'a> {
-    pub now: SystemTime,
+    /// Read on first use: an API key without time bounds needs no clock, and
+    /// reading it costs ~50 ns on a VM (a third of the decision's floor).
+    now: Cell<Option<SystemTime>>,
     pub keys: &'a dyn KeyStore,
+}
+
+impl<'a> VerifyContext<'a> {
+    /// A context evaluating as of `now`, or of the current time when `None`.
+    pub fn new(now: Option<SystemTime>, keys: &'a dyn KeyStore) -> Self {
+        Self {
+            now: Cell::new(now),
+            keys,
+        }
+    }
+
+    /// The decision's time: one reading shared by every credential it verifies.
+    pub fn now(&self) -> SystemTime {
+        match self.now.get() {
+            Some(t) => t,
+            None => {
+                let t = SystemTime::now();
+                self.now.set(Some(t));
+                t
+            }
+        }
+    }
 }
 
 /// A compiled credential, ready to verify requests.
@@ -81,9 +106,9 @@ impl Verifier {
     pub fn verify(&self, req: &Request, ctx: &VerifyContext<'_>) -> Outcome {
         match self {
             Verifier::ApiKey(v) => v.verify(req, ctx),
-            Verifier::Jwt(v) => v.verify(req, ctx.now),
-            Verifier::Mtls(v) => v.verify(req, ctx.now),
-            Verifier::Basic(v) => v.verify(req, ctx.now),
+            Verifier::Jwt(v) => v.verify(req, ctx.now()),
+            Verifier::Mtls(v) => v.verify(req, ctx.now()),
+            Verifier::Basic(v) => v.verify(req, ctx.now()),
         }
     }
 

@@ -67,10 +67,9 @@ impl ApiKeyVerifier {
                 "api key checksum or shape is wrong; no lookup made",
             );
         }
-        let now = unix(ctx.now);
         let mut outcome = None;
         match ctx.keys.inspect(&KeyDigest::of(value), &mut |e| {
-            outcome = Some(check(e, req, now))
+            outcome = Some(check(e, req, || unix(ctx.now())))
         }) {
             Err(_) => Outcome::Invalid(Reason::StoreUnavailable, "key store unavailable"),
             Ok(false) => Outcome::Invalid(Reason::CredentialInvalid, "api key not found"),
@@ -83,9 +82,15 @@ impl ApiKeyVerifier {
     }
 }
 
-/// The record's rules, in the order SPEC section 5 gives them.
-fn check(entry: &KeyEntry, req: &Request, now: i64) -> Outcome {
+/// The record's rules, in the order SPEC section 5 gives them. `now` is
+/// called only for a key with a time bound.
+fn check(entry: &KeyEntry, req: &Request, now: impl Fn() -> i64) -> Outcome {
     let rec = &entry.record;
+    let timed = rec.revoked_at.is_some()
+        || rec.expires_at.is_some()
+        || rec.not_before.is_some()
+        || entry.key_expires_at.is_some();
+    let now = if timed { now() } else { 0 };
     if rec.revoked_at.is_some_and(|t| t <= now) {
         return Outcome::Invalid(Reason::CredentialRevoked, "api key revoked");
     }
@@ -143,10 +148,7 @@ mod tests {
         let index = MemoryIndex::new();
         let (d, e) = KeyEntry::for_key(&key, KeyRecord::new("k1", "acme", &["read"]));
         index.insert(d, e);
-        let ctx = VerifyContext {
-            now: SystemTime::now(),
-            keys: &index,
-        };
+        let ctx = VerifyContext::new(None, &index);
         let v = verifier();
         for req in [
             request(&[
@@ -175,10 +177,7 @@ mod tests {
         bad[last] = if bad[last] == b'0' { b'1' } else { b'0' };
         let bad = String::from_utf8(bad).unwrap();
         let index = MemoryIndex::new();
-        let ctx = VerifyContext {
-            now: SystemTime::now(),
-            keys: &index,
-        };
+        let ctx = VerifyContext::new(None, &index);
         let req = request(&[("x-api-key", &bad), ("authorization", "Bearer other")]);
         assert_eq!(
             verifier().verify(&req, &ctx),
