@@ -207,6 +207,7 @@ fn decide_inner(
     let trace = eval.trace;
     if let Err(f) = result {
         let mut d = Decision::deny(f.reason);
+        d.fingerprint = eval.ctx.take_refused_key();
         d.route = Some(Arc::clone(&route.name));
         d.credential = f
             .cred

@@ -240,3 +240,37 @@ fn store_failure_fails_closed() {
         (false, 503, Reason::StoreUnavailable)
     );
 }
+
+/// Decisions name the key by its fingerprint (for decision logs): on allow,
+/// and on a deny of a well-formed key (unknown or revoked); never for a value
+/// that is not one of our keys, whose characters may be anyone's secret.
+#[test]
+fn decisions_carry_the_key_fingerprint_only() {
+    use portcullis_engine::credential::apikey::fingerprint;
+    let (e, store, key) = setup();
+    let allowed = e.decide(&req("/admin/x", &[("x-api-key", &key)]));
+    assert!(allowed.allow);
+    assert_eq!(allowed.fingerprint.as_deref(), Some(&*fingerprint(&key)));
+    assert!(!fingerprint(&key).contains(&key[8..key.len() - 4]));
+
+    let unknown = generate("pk_").unwrap();
+    let denied = e.decide(&req("/admin/x", &[("x-api-key", &unknown)]));
+    assert_eq!(denied.reason, Reason::CredentialInvalid);
+    assert_eq!(denied.fingerprint.as_deref(), Some(&*fingerprint(&unknown)));
+
+    store.inner.update_record("key_1", |entry| {
+        let mut rec = (*entry.record).clone();
+        rec.revoked_at = Some(0);
+        entry.record = Arc::new(rec);
+    });
+    let revoked = e.decide(&req("/admin/x", &[("x-api-key", &key)]));
+    assert_eq!(revoked.reason, Reason::CredentialRevoked);
+    assert_eq!(revoked.fingerprint.as_deref(), Some(&*fingerprint(&key)));
+
+    let not_a_key = "pk_this-is-somebody's-password";
+    let corrupt = e.decide(&req("/admin/x", &[("x-api-key", not_a_key)]));
+    assert_eq!(corrupt.reason, Reason::CredentialInvalid);
+    assert_eq!(corrupt.fingerprint, None);
+    let missing = e.decide(&req("/admin/x", &[]));
+    assert_eq!(missing.fingerprint, None);
+}

@@ -57,6 +57,9 @@ pub struct VerifyContext<'a> {
     /// reading it costs ~50 ns on a VM (a third of the decision's floor).
     now: Cell<Option<SystemTime>>,
     pub keys: &'a dyn KeyStore,
+    /// The fingerprint of a well-formed API key that was refused (unknown,
+    /// revoked, expired, wrong network), so the decision log can name it.
+    refused_key: Cell<Option<Arc<str>>>,
 }
 
 impl<'a> VerifyContext<'a> {
@@ -65,7 +68,18 @@ impl<'a> VerifyContext<'a> {
         Self {
             now: Cell::new(now),
             keys,
+            refused_key: Cell::new(None),
         }
+    }
+
+    /// Records the fingerprint of a refused API key (never the key).
+    pub fn note_refused_key(&self, fingerprint: Arc<str>) {
+        self.refused_key.set(Some(fingerprint));
+    }
+
+    /// The fingerprint of the last refused API key, if any.
+    pub fn take_refused_key(&self) -> Option<Arc<str>> {
+        self.refused_key.take()
     }
 
     /// The decision's time: one reading shared by every credential it verifies.

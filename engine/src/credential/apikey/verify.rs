@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::format::{classify, KeyDigest, KeyShape};
+use super::format::{classify, fingerprint, KeyDigest, KeyShape};
 use super::record::KeyEntry;
 use crate::credential::extract::{single, Found};
 use crate::credential::{CredentialType, Identity, Outcome, VerifyContext};
@@ -69,10 +69,19 @@ impl ApiKeyVerifier {
         }
         let mut outcome = None;
         match ctx.keys.inspect(&KeyDigest::of(value), &mut |e| {
-            outcome = Some(check(e, req, || unix(ctx.now())))
+            let o = check(e, req, || unix(ctx.now()));
+            if matches!(o, Outcome::Invalid(..)) {
+                ctx.note_refused_key(Arc::clone(&e.fingerprint));
+            }
+            outcome = Some(o);
         }) {
             Err(_) => Outcome::Invalid(Reason::StoreUnavailable, "key store unavailable"),
-            Ok(false) => Outcome::Invalid(Reason::CredentialInvalid, "api key not found"),
+            Ok(false) => {
+                // Well-formed (its checksum holds), so it is one of our keys
+                // and its fingerprint is what SPEC section 5 lets logs show.
+                ctx.note_refused_key(Arc::from(fingerprint(value)));
+                Outcome::Invalid(Reason::CredentialInvalid, "api key not found")
+            }
             // A store that says "found" without showing the entry is broken: deny.
             Ok(true) => outcome.unwrap_or(Outcome::Invalid(
                 Reason::StoreUnavailable,
