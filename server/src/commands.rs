@@ -28,6 +28,14 @@ pub fn check(args: &CheckArgs) -> ExitCode {
     };
     match compile::compile(&policy) {
         Ok(compiled) => {
+            // Lints warn and never fail the check: the policy is valid.
+            let warnings = policy::lint::lint(&policy);
+            for w in warnings.iter() {
+                eprint!("{w}");
+            }
+            if !warnings.is_empty() {
+                eprintln!("{} warning{}", warnings.len(), plural(warnings.len()));
+            }
             println!(
                 "ok: {} ({} route{}, {} credential{}, {} file{})",
                 args.path.display(),

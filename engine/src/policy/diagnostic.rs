@@ -11,9 +11,21 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// One error in a policy, with its place.
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Severity {
+    /// The policy is refused.
+    #[default]
+    Error,
+    /// The policy loads, but probably does not do what its author meant (a lint).
+    Warning,
+}
+
+/// One error (or lint warning) in a policy, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub file: PathBuf,
     /// 1-based; 0 when the error concerns a whole file or no file.
     pub line: usize,
@@ -34,6 +46,7 @@ impl Diagnostic {
         message: impl Into<String>,
     ) -> Self {
         Self {
+            severity: Severity::Error,
             file: file.into(),
             line,
             col,
@@ -56,9 +69,13 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
         writeln!(
             f,
-            "{}:{}:{}: error: {}",
+            "{}:{}:{}: {level}: {}",
             self.file.display(),
             self.line,
             self.col,

@@ -14,6 +14,7 @@ mod decode;
 pub mod diagnostic;
 pub mod duration;
 mod jwt;
+pub mod lint;
 mod load;
 pub mod model;
 mod mtls;
@@ -22,7 +23,7 @@ pub mod positions;
 mod problems;
 mod resolve;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use model::*;
 
 use std::path::{Path, PathBuf};

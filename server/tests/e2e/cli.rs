@@ -43,6 +43,32 @@ fn check_reports_every_located_error() {
     assert!(err.trim_end().ends_with("2 errors"), "{err}");
 }
 
+/// SPEC section 4: `check` validates and lints; lints warn, located, and
+/// leave the exit code at 0.
+#[test]
+fn check_lints_a_valid_policy_without_failing_it() {
+    let fx = Fixture::new();
+    let linted = fx.path("linted.yaml");
+    std::fs::write(
+        &linted,
+        "version: 1\nsettings:\n  unmatched: allow\ncredentials:\n  k:\n    type: api_key\n    in: [header:x-api-key]\nroutes:\n  - name: a\n    match: {path: /a}\n    require: public\n",
+    )
+    .unwrap();
+    let out = portcullis(&["check", linted.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(text(&out.stdout).starts_with("ok: "));
+    assert!(
+        err.contains("linted.yaml:3:3: warning: `unmatched: allow`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("linted.yaml:5:3: warning: credential `k` is not required"),
+        "{err}"
+    );
+    assert!(err.trim_end().ends_with("2 warnings"), "{err}");
+}
+
 #[test]
 fn test_runs_policy_tests() {
     let fx = Fixture::new();
