@@ -107,7 +107,7 @@ impl App {
                 metrics,
                 log,
                 reloader,
-                identity_names: IdentityNameCache::default(),
+                identity_names: IdentityNameCache,
             }),
         }
     }

@@ -139,9 +139,9 @@ pub fn decision_host_into(
 }
 
 /// The host to decide for, before [`normalize_host`].
-fn raw_decision_host<'a>(
+fn raw_decision_host<'a, 'h: 'a>(
     uri: &'a Uri,
-    headers: &Scan<'a>,
+    headers: &Scan<'h>,
     peer_trusted: bool,
 ) -> Result<Option<&'a str>, HostError> {
     if peer_trusted {

@@ -14,17 +14,19 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use futures_util::future::Either;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -76,11 +78,17 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 /// their own; beyond that pool they are closed at once.
 const REFUSAL_SLOTS: usize = 64;
 
-/// What one connection has done, for the idle and head-read timeouts.
+/// What one connection has done, for the idle and head-read timeouts, and
+/// what it is asked to do (close, drain).
 ///
 /// hyper's own `header_read_timeout` also runs while a keep-alive connection
 /// is idle, which would force the idle timeout down to the head timeout;
 /// tracking activity here lets each have its own value.
+///
+/// `reads` and `requests` are written only by the connection's own task
+/// (hyper reads and calls the service there, also for HTTP/2), so they
+/// are a load and a store rather than a locked read-modify-write; the
+/// sweeper only reads them.
 #[derive(Default)]
 struct Activity {
     /// Reads that returned data.
@@ -88,17 +96,51 @@ struct Activity {
     /// `reads` when the last response was produced.
     quiet_reads: AtomicU64,
     requests: AtomicU64,
+    /// Requests whose answer is still being worked on (HTTP/2 streams run
+    /// on tasks of their own, so this one takes read-modify-writes).
     in_flight: AtomicUsize,
     /// The connection began with the HTTP/2 preface.
     h2: AtomicBool,
+    /// [`CLOSE`] and [`DRAIN`], set by the sweeper or at shutdown.
+    orders: AtomicU8,
+    /// Wakes the connection's task for an order; set on its first poll.
+    waker: parking_lot::Mutex<Option<Waker>>,
 }
 
-/// Marks a request in flight for as long as it lives (also when cancelled).
+/// Close the connection now (idle or stalled).
+const CLOSE: u8 = 1;
+/// Finish the request in progress, then close (shutdown).
+const DRAIN: u8 = 2;
+
+impl Activity {
+    /// One more request, counted by the connection's own task.
+    fn request_begun(&self) {
+        let n = self.requests.load(Ordering::Relaxed);
+        self.requests.store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// An answer is ready: everything read so far has been answered.
+    fn answered(&self) {
+        self.quiet_reads
+            .store(self.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Gives the connection `order` and wakes its task.
+    fn order(&self, order: u8) {
+        self.orders.fetch_or(order, Ordering::AcqRel);
+        if let Some(w) = self.waker.lock().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// Marks a request in flight for as long as it lives (also when cancelled),
+/// for answers that are not ready at once.
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
+    /// `a`'s request, counted already, is being worked on.
     fn begin(a: &Arc<Activity>) -> Self {
-        a.requests.fetch_add(1, Ordering::Relaxed);
         a.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(a))
     }
@@ -107,10 +149,53 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let a = &self.0;
-        a.quiet_reads
-            .store(a.reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        a.answered();
         a.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// How a connection's task ended.
+enum Ended<E> {
+    /// hyper finished with the connection.
+    Done(Result<(), E>),
+    /// Closed on [`CLOSE`].
+    Closed,
+}
+
+/// Runs a connection until it ends or is told to close, draining it
+/// gracefully on [`DRAIN`].
+///
+/// This replaces a `select!` on a per-connection `Notify` and
+/// hyper-util's `GracefulShutdown::watch`, which between them took a
+/// mutex on every poll, one of them shared by all connections (the
+/// shutdown channel): here a poll reads one atomic, and the task's waker
+/// is handed over once.
+async fn run_connection<C, E>(conn: C, activity: &Activity) -> Ended<E>
+where
+    C: GracefulConnection<Error = E>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut registered: Option<Waker> = None;
+    let mut draining = false;
+    std::future::poll_fn(|cx| {
+        if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let w = cx.waker().clone();
+            *activity.waker.lock() = Some(w.clone());
+            registered = Some(w);
+        }
+        // Read after handing over the waker: an order given before this
+        // load is seen now, one given after it wakes the task.
+        let orders = activity.orders.load(Ordering::Acquire);
+        if orders & CLOSE != 0 {
+            return Poll::Ready(Ended::Closed);
+        }
+        if orders & DRAIN != 0 && !draining {
+            draining = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        conn.as_mut().poll(cx).map(Ended::Done)
+    })
+    .await
 }
 
 /// A TCP stream that counts reads.
@@ -131,9 +216,10 @@ impl AsyncRead for Tracked {
             let fresh = buf.filled().get(before..).unwrap_or_default();
             if !fresh.is_empty() {
                 let a = &self.activity;
-                if a.reads.fetch_add(1, Ordering::Relaxed) == 0
-                    && fresh.starts_with(b"PRI * HTTP/2")
-                {
+                // Only this connection's task reads its stream.
+                let n = a.reads.load(Ordering::Relaxed);
+                a.reads.store(n.wrapping_add(1), Ordering::Relaxed);
+                if n == 0 && fresh.starts_with(b"PRI * HTTP/2") {
                     a.h2.store(true, Ordering::Relaxed);
                 }
             }
@@ -250,7 +336,7 @@ fn sweep_period(limits: &LimitArgs) -> Duration {
         .clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
-/// The open connections of one listener, for the sweeper.
+/// The open connections of one listener, for the sweeper and for shutdown.
 ///
 /// One task checks every connection periodically instead of each
 /// connection carrying its own timer: a per-connection timer is polled on
@@ -258,18 +344,43 @@ fn sweep_period(limits: &LimitArgs) -> Duration {
 #[derive(Default)]
 struct Watchlist {
     next: AtomicU64,
-    conns: parking_lot::Mutex<FxHashMap<u64, (Supervisor, Arc<Notify>)>>,
+    conns: parking_lot::Mutex<FxHashMap<u64, Supervisor>>,
+    /// Notified when the last connection leaves.
+    empty: Notify,
 }
 
 impl Watchlist {
-    fn add(&self, supervisor: Supervisor, close: Arc<Notify>) -> u64 {
+    fn add(&self, supervisor: Supervisor) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.conns.lock().insert(id, (supervisor, close));
+        self.conns.lock().insert(id, supervisor);
         id
     }
 
     fn remove(&self, id: u64) {
-        self.conns.lock().remove(&id);
+        let mut conns = self.conns.lock();
+        conns.remove(&id);
+        if conns.is_empty() {
+            self.empty.notify_waiters();
+        }
+    }
+
+    /// Gives every open connection `order`.
+    fn order_all(&self, order: u8) {
+        for s in self.conns.lock().values() {
+            s.activity.order(order);
+        }
+    }
+
+    /// Resolves once no connection is open.
+    async fn drained(&self) {
+        loop {
+            // Created before looking, so a removal in between is not missed.
+            let empty = self.empty.notified();
+            if self.conns.lock().is_empty() {
+                return;
+            }
+            empty.await;
+        }
     }
 }
 
@@ -280,10 +391,10 @@ async fn sweep(watchlist: Arc<Watchlist>, period: Duration) {
     loop {
         tick.tick().await;
         let now = Instant::now();
-        for (supervisor, close) in watchlist.conns.lock().values_mut() {
+        for supervisor in watchlist.conns.lock().values_mut() {
             if let Some(why) = supervisor.check(now) {
                 tracing::debug!(reason = why, "closing connection");
-                close.notify_one();
+                supervisor.activity.order(CLOSE);
             }
         }
     }
@@ -369,7 +480,6 @@ pub async fn serve(
 ) {
     let name = service.name();
     let builder = builder(&limits);
-    let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
     let watchlist = Arc::new(Watchlist::default());
@@ -410,39 +520,46 @@ pub async fn serve(
         let svc_activity = Arc::clone(&activity);
         let request_timeout = limits.request_timeout;
         let svc = service_fn(move |req: Request<Incoming>| {
-            let in_flight = InFlight::begin(&svc_activity);
+            svc_activity.request_begun();
             let handled = match ambiguous_framing(&req) {
                 Some(why) => Handled::Ready(refuse_framing(why)),
                 None => svc_service.call(peer, req),
             };
-            async move {
-                let resp = match handled {
-                    Handled::Ready(r) => r,
-                    Handled::Later(work) => tokio::time::timeout(request_timeout, work)
-                        .await
-                        .unwrap_or_else(|_| timed_out()),
-                };
-                drop(in_flight);
-                Ok::<_, Infallible>(resp)
+            match handled {
+                // A gateway answer is ready before this returns: it needs no
+                // in-flight marker, reference count, boxed future or timer.
+                Handled::Ready(r) => {
+                    svc_activity.answered();
+                    Either::Left(std::future::ready(Ok::<_, Infallible>(r)))
+                }
+                Handled::Later(work) => {
+                    let in_flight = InFlight::begin(&svc_activity);
+                    Either::Right(Box::pin(async move {
+                        let resp = tokio::time::timeout(request_timeout, work)
+                            .await
+                            .unwrap_or_else(|_| timed_out());
+                        drop(in_flight);
+                        Ok::<_, Infallible>(resp)
+                    }))
+                }
             }
         });
-        let conn = graceful.watch(builder.serve_connection(io, svc).into_owned());
+        let conn = builder.serve_connection(io, svc).into_owned();
         let metrics = Arc::clone(&metrics);
-        let close = Arc::new(Notify::new());
-        let id = watchlist.add(
-            Supervisor::new(activity, &limits, Instant::now()),
-            Arc::clone(&close),
-        );
+        let id = watchlist.add(Supervisor::new(
+            Arc::clone(&activity),
+            &limits,
+            Instant::now(),
+        ));
         let watchlist = Arc::clone(&watchlist);
         tokio::spawn(async move {
             metrics.connection_opened(name);
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        tracing::debug!(listener = name, error = %e, "connection ended with an error");
-                    }
+            match run_connection(conn, &activity).await {
+                Ended::Done(Err(e)) => {
+                    tracing::debug!(listener = name, error = %e, "connection ended with an error");
                 }
-                _ = close.notified() => {
+                Ended::Done(Ok(())) => {}
+                Ended::Closed => {
                     tracing::debug!(listener = name, "closing an idle or stalled connection");
                 }
             }
@@ -453,7 +570,8 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!(listener = name, "draining connections");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    watchlist.order_all(DRAIN);
+    if tokio::time::timeout(limits.shutdown_grace, watchlist.drained())
         .await
         .is_err()
     {
@@ -462,6 +580,7 @@ pub async fn serve(
             grace = ?limits.shutdown_grace,
             "drain deadline passed; closing remaining connections"
         );
+        watchlist.order_all(CLOSE);
     }
     sweeper.abort();
 }
@@ -498,6 +617,12 @@ async fn refuse(mut stream: TcpStream) {
 mod tests {
     use super::*;
 
+    /// A request as the service marks it when its answer is not ready at once.
+    fn request(a: &Arc<Activity>) -> InFlight {
+        a.request_begun();
+        InFlight::begin(a)
+    }
+
     fn limits(head: u64, idle: u64) -> LimitArgs {
         LimitArgs {
             header_read_timeout: Duration::from_secs(head),
@@ -523,7 +648,7 @@ mod tests {
         let a = Arc::new(Activity::default());
         let mut s = Supervisor::new(Arc::clone(&a), &limits(10, 60), t0);
         a.reads.fetch_add(1, Ordering::Relaxed);
-        let req = InFlight::begin(&a);
+        let req = request(&a);
         assert_eq!(s.check(t0 + Duration::from_secs(1)), None);
         // A long request is the request timeout's business, not ours.
         assert_eq!(s.check(t0 + Duration::from_secs(100)), None);
@@ -544,7 +669,7 @@ mod tests {
         // Every sweep finds the next request read but not yet dispatched,
         // while requests complete between sweeps.
         for second in 1..60 {
-            drop(InFlight::begin(&a));
+            drop(request(&a));
             a.reads.fetch_add(1, Ordering::Relaxed);
             assert_eq!(s.check(t0 + Duration::from_secs(second)), None, "{second}");
         }
@@ -558,7 +683,7 @@ mod tests {
         let a = Arc::new(Activity::default());
         let mut s = Supervisor::new(Arc::clone(&a), &limits(10, 60), t0);
         a.reads.fetch_add(1, Ordering::Relaxed);
-        drop(InFlight::begin(&a));
+        drop(request(&a));
         assert_eq!(s.check(t0 + Duration::from_secs(1)), None);
         a.reads.fetch_add(1, Ordering::Relaxed);
         let head_from = t0 + Duration::from_secs(2);

@@ -8,7 +8,6 @@ use hyper::{Response, StatusCode};
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use portcullis_engine::decision::IdentityNames;
 use portcullis_engine::{Decision, Reason};
 use rustc_hash::FxHashMap;
@@ -120,9 +119,35 @@ pub struct IdentityHeaderNames {
     pub credential: HeaderName,
 }
 
+/// At most this many distinct header names are interned for the process.
+const INTERNED_NAMES_MAX: usize = 64;
+
+/// `name` backed by a static string, interned once per process.
+///
+/// A name built from a policy's string shares a reference-counted buffer:
+/// every answer's clone and drop of it is an atomic read-modify-write.
+/// From a static string they are plain copies. The policy's identity names
+/// are few and change only with a reload; past [`INTERNED_NAMES_MAX`]
+/// distinct names (a long series of reloads renaming them) the name is kept
+/// as it is rather than leaking more.
+fn interned(name: HeaderName) -> HeaderName {
+    static INTERNED: parking_lot::Mutex<Vec<&'static str>> = parking_lot::Mutex::new(Vec::new());
+    let mut all = INTERNED.lock();
+    // `name` is valid and lowercase, as `from_static` requires.
+    if let Some(s) = all.iter().find(|s| **s == name.as_str()) {
+        return HeaderName::from_static(s);
+    }
+    if all.len() >= INTERNED_NAMES_MAX {
+        return name;
+    }
+    let s: &'static str = Box::leak(Box::from(name.as_str()));
+    all.push(s);
+    HeaderName::from_static(s)
+}
+
 impl IdentityHeaderNames {
     fn build(source: &Arc<IdentityNames>) -> Option<Self> {
-        let name = |s: &str| HeaderName::from_bytes(s.as_bytes()).ok();
+        let name = |s: &str| HeaderName::from_bytes(s.as_bytes()).ok().map(interned);
         Some(Self {
             source: Arc::clone(source),
             principal: name(&source.principal)?,
@@ -142,9 +167,17 @@ impl IdentityHeaderNames {
     }
 }
 
-/// The last [`IdentityHeaderNames`] built, replaced when a reload brings new names.
+/// The last [`IdentityHeaderNames`] built on each thread, replaced when a
+/// reload brings new names.
+///
+/// Per thread rather than one shared `ArcSwap`: loading that takes and
+/// pays back a reference (atomic read-modify-writes) on every answer.
 #[derive(Default)]
-pub struct IdentityNameCache(ArcSwapOption<IdentityHeaderNames>);
+pub struct IdentityNameCache;
+
+thread_local! {
+    static IDENTITY_NAMES: RefCell<Option<IdentityHeaderNames>> = const { RefCell::new(None) };
+}
 
 impl IdentityNameCache {
     /// Runs `f` with the header names for `names` (`None` if one is not a valid header name).
@@ -153,20 +186,20 @@ impl IdentityNameCache {
         names: &Arc<IdentityNames>,
         f: impl FnOnce(Option<&IdentityHeaderNames>) -> R,
     ) -> R {
-        let cached = self.0.load();
-        if let Some(c) = cached.as_deref() {
-            if Arc::ptr_eq(&c.source, names) {
-                return f(Some(c));
+        IDENTITY_NAMES.with(|cell| {
+            let fresh = cell
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(&c.source, names));
+            if !fresh {
+                match IdentityHeaderNames::build(names) {
+                    Some(built) => *cell.borrow_mut() = Some(built),
+                    None => return f(None),
+                }
             }
-        }
-        match IdentityHeaderNames::build(names) {
-            Some(built) => {
-                let built = Arc::new(built);
-                self.0.store(Some(Arc::clone(&built)));
-                f(Some(&built))
-            }
-            None => f(None),
-        }
+            let current = cell.borrow();
+            f(current.as_ref())
+        })
     }
 }
 
@@ -473,7 +506,7 @@ mod tests {
     }
 
     fn render(d: &Decision, style: Style, every: bool) -> Resp {
-        let cache = IdentityNameCache::default();
+        let cache = IdentityNameCache;
         let n = names();
         let source = d.identity_names.as_ref().unwrap_or(&n);
         cache.with(source, |names| decision(d, style, None, names, every))
@@ -530,7 +563,7 @@ mod tests {
     #[test]
     fn allow_carries_extra_headers() {
         let d = allowed(Some("acme"));
-        let cache = IdentityNameCache::default();
+        let cache = IdentityNameCache;
         let r = cache.with(&names(), |n| {
             decision(
                 &d,
@@ -566,7 +599,7 @@ mod tests {
 
     #[test]
     fn the_name_cache_follows_reloads() {
-        let cache = IdentityNameCache::default();
+        let cache = IdentityNameCache;
         let first = names();
         cache.with(&first, |n| {
             assert_eq!(n.unwrap().consumer, "x-auth-consumer")

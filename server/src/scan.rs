@@ -7,6 +7,7 @@
 
 use hyper::header::{HeaderMap, HeaderValue};
 use portcullis_engine::Headers;
+use smallvec::SmallVec;
 
 /// A header that may be given at most once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,8 +38,8 @@ pub struct Scan<'a> {
     pub forwarded_host: Slot<'a>,
     pub host: Slot<'a>,
     pub real_ip: Slot<'a>,
-    /// Every `X-Forwarded-For` value, in order.
-    pub forwarded_for: Vec<&'a HeaderValue>,
+    /// Every `X-Forwarded-For` value, in order (one or two without an allocation).
+    pub forwarded_for: SmallVec<[&'a HeaderValue; 2]>,
     /// The credential headers the policy reads, every value, in order;
     /// values that are not UTF-8 are marked so a credential read from them
     /// is refused.

@@ -226,7 +226,7 @@ impl Metrics {
         took: Duration,
         generation: u64,
     ) {
-        self.decision_counter(endpoint, d, generation).inc();
+        self.count_decision(endpoint, d, generation);
         let idx = match endpoint {
             Endpoint::Decide => 0,
             Endpoint::ForwardAuth => 1,
@@ -237,19 +237,17 @@ impl Metrics {
         }
     }
 
-    /// The counter for a decision's labels.
+    /// Counts a decision under its labels.
     ///
     /// `Family::get_or_create` hashes every label string and takes a lock
     /// shared by all threads on each call; on the decision path a
     /// thread-local map keyed by the label strings' addresses finds the
     /// counter instead. The map holds the `Arc`s whose addresses it uses, so
     /// an address cannot be reused for another name while it is a key.
-    fn decision_counter(
-        &self,
-        endpoint: Endpoint,
-        d: &Decision,
-        generation: u64,
-    ) -> ShardedCounter {
+    ///
+    /// The counter is incremented where it is found, not cloned out of the
+    /// map: a clone and its drop are two more atomic read-modify-writes.
+    fn count_decision(&self, endpoint: Endpoint, d: &Decision, generation: u64) {
         let key = FastKey {
             metrics: self.instance,
             endpoint: endpoint as u8,
@@ -271,7 +269,8 @@ impl Metrics {
                 fast.map.clear();
             }
             if let Some(hit) = fast.map.get(&key) {
-                return hit.counter.clone();
+                hit.counter.inc();
+                return;
             }
             let labels = DecisionLabels {
                 endpoint: endpoint.as_str(),
@@ -284,14 +283,14 @@ impl Metrics {
                     .unwrap_or_else(|| Arc::clone(&self.none)),
             };
             let counter = self.decisions.get_or_create(&labels).clone();
+            counter.inc();
             fast.map.insert(
                 key,
                 FastEntry {
                     _pins: (d.route.clone(), d.credential.clone()),
-                    counter: counter.clone(),
+                    counter,
                 },
             );
-            counter
         })
     }
 
