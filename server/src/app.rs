@@ -259,6 +259,26 @@ impl App {
         respond::error(status, message)
     }
 
+    /// A forward-auth subrequest that does not say what to decide on: 400,
+    /// or for nginx (which turns every status but 401 and 403 into a 500)
+    /// 403 with the kind in `x-auth-reason`. A deny either way.
+    fn forward_auth_refusal(&self, style: Style, kind: &'static str, message: &str) -> Resp {
+        let mut r = self.bad_request(
+            Endpoint::ForwardAuth,
+            kind,
+            StatusCode::BAD_REQUEST,
+            message,
+        );
+        if style == Style::Nginx {
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut().insert(
+                "x-auth-reason",
+                hyper::header::HeaderValue::from_static(kind),
+            );
+        }
+        r
+    }
+
     async fn decide_api(&self, req: Request<Incoming>) -> Resp {
         let explain = query_flag(req.uri().query(), "explain");
         let body = match self.read_body(req).await {
@@ -357,20 +377,10 @@ impl App {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;
             if let Err(e) = translate::target_into(&scan, &mut request.method, &mut request.path) {
-                return self.bad_request(
-                    Endpoint::ForwardAuth,
-                    "missing_target",
-                    StatusCode::BAD_REQUEST,
-                    &e.to_string(),
-                );
+                return self.forward_auth_refusal(style, "missing_target", &e.to_string());
             }
             if let Err(e) = self.gateway_request(request, &parts.uri, peer, scan) {
-                return self.bad_request(
-                    Endpoint::ForwardAuth,
-                    "bad_host",
-                    StatusCode::BAD_REQUEST,
-                    &e.to_string(),
-                );
+                return self.forward_auth_refusal(style, "bad_host", &e.to_string());
             }
             let d = self.decide(Endpoint::ForwardAuth, policy, request, false);
             // Credentials do not outlive the question.

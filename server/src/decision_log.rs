@@ -105,6 +105,8 @@ impl DecisionLog {
             credential = d.credential.as_deref().unwrap_or(""),
             principal = principal.map(|p| &*p.id).unwrap_or(""),
             consumer = principal.and_then(|p| p.consumer.as_deref()).unwrap_or(""),
+            // The key's fingerprint (first 8, last 4 characters), never the key.
+            key = d.fingerprint.as_deref().unwrap_or(""),
             latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             sample_rate = rate,
             "decision"

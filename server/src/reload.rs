@@ -140,7 +140,7 @@ impl Reloader {
                         file = %e.file,
                         line = e.line,
                         col = e.col,
-                        message = %e.message,
+                        error = %e.message,
                         "policy error"
                     );
                 }

@@ -101,7 +101,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(Ok(e)) => Arc::new(e),
         Ok(Err(diags)) => {
             for d in diags.iter() {
-                tracing::error!(file = %d.file.display(), line = d.line, col = d.col, message = %d.message, "policy error");
+                tracing::error!(file = %d.file.display(), line = d.line, col = d.col, error = %d.message, "policy error");
             }
             eprintln!("{diags}");
             return fail("the policy has errors; not starting");

@@ -171,11 +171,21 @@ async fn decision_logs_are_structured_and_hold_no_secret() {
         )
         .await;
     }
+    // One plain request per key: each decision names its key by fingerprint.
+    for key in fx.all_keys() {
+        decide(
+            p.addr,
+            &json!({"method": "GET", "path": "/v1/charges/ch_1", "host": "api.example.com",
+                    "headers": {"x-api-key": key}}),
+        )
+        .await;
+    }
+    let expected = 2 * fx.all_keys().len();
     // The background writer flushes quickly; give it a moment.
     let mut logs = String::new();
     for _ in 0..100 {
         logs = p.logs();
-        if logs.matches("\"decision\"").count() >= fx.all_keys().len() {
+        if logs.matches("\"decision\"").count() >= expected {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -185,7 +195,17 @@ async fn decision_logs_are_structured_and_hold_no_secret() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "portcullis::decision")
         .collect();
-    assert_eq!(decisions.len(), fx.all_keys().len(), "{logs}");
+    assert_eq!(decisions.len(), expected, "{logs}");
+    let keyed: Vec<&str> = decisions[fx.all_keys().len()..]
+        .iter()
+        .map(|d| d["key"].as_str().unwrap_or(""))
+        .collect();
+    let fingerprints: Vec<String> = fx
+        .all_keys()
+        .iter()
+        .map(|k| portcullis_engine::credential::apikey::fingerprint(k))
+        .collect();
+    assert_eq!(keyed, fingerprints, "{logs}");
     let any = &decisions[0];
     for field in [
         "endpoint",
@@ -194,6 +214,7 @@ async fn decision_logs_are_structured_and_hold_no_secret() {
         "status",
         "route",
         "credential",
+        "key",
         "latency_us",
     ] {
         assert!(any.get(field).is_some(), "no `{field}` in {any}");

@@ -170,6 +170,20 @@ async fn the_subrequest_must_name_the_original_request() {
     );
     let r = send(p.addr, "GET", "/v1/forward-auth", &h, "").await;
     assert_eq!(r.status, 400, "{}", r.text());
+    // nginx turns a 400 into a 500: in nginx mode the refusal is a 403 that
+    // says why, as decision denials are.
+    let r = send(
+        p.addr,
+        "GET",
+        "/v1/forward-auth?mode=nginx",
+        &[("x-original-method", "GET")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.header("x-auth-reason"), Some("missing_target"));
+    let r = send(p.addr, "GET", "/v1/forward-auth?mode=nginx", &h, "").await;
+    assert_eq!(r.status, 403, "{}", r.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
