@@ -23,6 +23,8 @@ struct Lints<'a> {
     /// File texts, read again only to show the offending line.
     texts: Vec<Option<String>>,
     out: Diagnostics,
+    /// `spans[i]` is where `out[i]` points.
+    spans: Vec<Span>,
 }
 
 impl Lints<'_> {
@@ -35,14 +37,8 @@ impl Lints<'_> {
             .unwrap_or_else(|| PathBuf::from("<policy>"));
         let mut d = Diagnostic::new(file, span.line, span.col, message).with_help(help);
         d.severity = Severity::Warning;
-        if span.line > 0 {
-            d.source_line = self
-                .texts
-                .get(span.file)
-                .and_then(Option::as_deref)
-                .and_then(|t| t.lines().nth(span.line - 1))
-                .map(str::to_string);
-        }
+        self.spans.push(span);
+
         self.out.push(d);
     }
 
@@ -80,6 +76,7 @@ pub fn lint_texts(policy: &Policy, texts: Vec<Option<String>>) -> Diagnostics {
         policy,
         texts,
         out: Diagnostics::default(),
+        spans: Vec::new(),
     };
     if policy.settings.unmatched == Unmatched::Allow {
         let span = l.unmatched_span();
@@ -149,10 +146,28 @@ pub fn lint_texts(policy: &Policy, texts: Vec<Option<String>>) -> Diagnostics {
             );
         }
     }
-    l.out
-        .0
+    // Source lines attached at the end, each file split once: a policy can
+    // have a lint per route.
+    let lines: Vec<Vec<&str>> = l
+        .texts
+        .iter()
+        .map(|t| {
+            t.as_deref()
+                .map(|t| t.lines().collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut out = l.out;
+    for (d, span) in out.0.iter_mut().zip(&l.spans) {
+        d.source_line = span
+            .line
+            .checked_sub(1)
+            .and_then(|n| lines.get(span.file).and_then(|f| f.get(n)))
+            .map(|s| s.to_string());
+    }
+    out.0
         .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
-    l.out
+    out
 }
 
 #[cfg(test)]

@@ -53,6 +53,13 @@ impl Problems {
         self.0
             .sort_by_key(|p| (p.span.file, p.span.line, p.span.col));
         self.0.dedup();
+        // Each file's lines, split once: looking each problem's line up by
+        // scanning from the top made a policy with thousands of mistakes
+        // take a minute to report.
+        let lines: Vec<Vec<&str>> = texts
+            .iter()
+            .map(|t| t.map(|t| t.lines().collect()).unwrap_or_default())
+            .collect();
         let mut out = Diagnostics::default();
         for p in self.0 {
             let file = files
@@ -62,12 +69,10 @@ impl Problems {
             let mut d = Diagnostic::new(file, p.span.line, p.span.col, p.message);
             d.help = p.help;
             if p.span.line > 0 {
-                d.source_line = texts
+                d.source_line = lines
                     .get(p.span.file)
-                    .copied()
-                    .flatten()
-                    .and_then(|t| t.lines().nth(p.span.line - 1))
-                    .map(str::to_string);
+                    .and_then(|l| l.get(p.span.line - 1))
+                    .map(|l| l.to_string());
             }
             out.push(d);
         }
