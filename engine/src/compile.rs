@@ -448,7 +448,10 @@ pub fn compile(policy: &Policy) -> Result<CompiledPolicy, Diagnostics> {
                 None => errors.push(diag_at(
                     policy,
                     route.span,
-                    format!("internal: route `{}` could not be compiled", route.name.value),
+                    format!(
+                        "internal: route `{}` could not be compiled",
+                        route.name.value
+                    ),
                 )),
             }
         }
