@@ -305,6 +305,22 @@ async fn metrics_parse_as_openmetrics_and_name_every_family() {
         f
     };
 
+    // Every family docs/api.md lists, with its type.
+    for (name, kind) in [
+        ("portcullis_decisions", "counter"),
+        ("portcullis_decision_duration_seconds", "histogram"),
+        ("portcullis_bad_requests", "counter"),
+        ("portcullis_policy_reloads", "counter"),
+        ("portcullis_policy_generation", "gauge"),
+        ("portcullis_policy_last_reload_success", "gauge"),
+        ("portcullis_policy_last_reload_timestamp_seconds", "gauge"),
+        ("portcullis_open_connections", "gauge"),
+        ("portcullis_connections", "counter"),
+        ("portcullis_ratelimit_fallbacks", "counter"),
+    ] {
+        family(name, kind);
+    }
+
     // Decisions by verdict, reason, route and credential.
     let decisions = family("portcullis_decisions", "counter");
     for s in &decisions.samples {
