@@ -25,6 +25,9 @@
 //!   jwt::public_key_material_as_hmac_secret_refused_at_load
 //! - duplicate `kid` in a JWKS → jwt::duplicate_kid_jwks_refused_at_load
 //! - ES512 not supported → jwt::es512_denied_and_refused_at_load
+//! - versions below 10.3.0 (GHSA-h395-gr6q-cpjc): a dependency-version item, not a
+//!   request shape; Cargo.lock pins jsonwebtoken 11.x and verification does not use
+//!   its decode path (docs/jwt.md)
 //!
 //! JWT, "rejected by the crate already":
 //! - `alg: none` in any case → jwt::alg_none_in_any_case
@@ -68,6 +71,8 @@
 //! - XFCC elements, last one trusted → mtls::xfcc_earlier_client_element_is_ignored
 //! - only when configured to → mtls::xfcc_ignored_by_a_pem_header_credential
 //! - keys case-insensitive → mtls::control_xfcc_keys_in_any_case
+//! - values with `,` `;` `=` quoted, `\"` inside; DNS repeatable →
+//!   mtls::control_quoted_values_with_separators_stay_whole
 //! - known keys only, once-only keys once → mtls::xfcc_unknown_or_repeated_keys
 //! - quoted `Subject` with `;URI=` never a URI → mtls::xfcc_quoted_subject_never_yields_a_uri
 //! - unbalanced quotes → mtls::xfcc_unbalanced_quotes
@@ -1055,6 +1060,18 @@ mod mtls {
             .replace("Chain=", "CHAIN=")
             .replace("URI=", "uri=");
         assert_allowed(&e.decide(&xfcc(&lower)), SPIFFE_API);
+    }
+
+    #[test]
+    fn control_quoted_values_with_separators_stay_whole() {
+        let e = mesh();
+        // `,` `;` `=` and `\"` inside quoted values of the trusted element,
+        // and a repeated DNS key: one element, still the SPIFFE identity.
+        let h = format!(
+            "{};DNS=\"a,b;c=d\\\"e\";DNS=api.portcullis.test;By=\"spiffe://x,y;z=w\"",
+            spiffe_element()
+        );
+        assert_allowed(&e.decide(&xfcc(&h)), SPIFFE_API);
     }
 
     #[test]
