@@ -14,9 +14,9 @@
 
 use crate::support::*;
 
-const PREFIX: &str = "/v1/ext-authz";
-const ALLOWED_HEADERS: [&str; 3] = ["authorization", "x-api-key", "x-forwarded-for"];
-const UPSTREAM_HEADERS: [&str; 4] = [
+pub(crate) const PREFIX: &str = "/v1/ext-authz";
+pub(crate) const ALLOWED_HEADERS: [&str; 3] = ["authorization", "x-api-key", "x-forwarded-for"];
+pub(crate) const UPSTREAM_HEADERS: [&str; 4] = [
     "x-auth-principal",
     "x-auth-consumer",
     "x-auth-scopes",

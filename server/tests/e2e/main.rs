@@ -21,8 +21,12 @@ mod decide_api;
 mod envoy;
 /// `/v1/forward-auth` as Traefik and Caddy call it; trusted proxies; nginx mode.
 mod forward_auth;
+/// The Traefik and Envoy YAML in docs/gateways/ parsed, and what the emulations assume checked.
+mod gateway_docs;
 /// Limits and timeouts, malformed HTTP, graceful shutdown.
 mod limits;
+/// `/metrics` parsed as OpenMetrics text, every family the spec names present.
+mod metrics_text;
 /// Real nginx (`auth_request`) with the configuration from docs/gateways/nginx.md.
 mod nginx;
 /// Hot reload under load, broken policies, SIGHUP, the file watch, the admin API.
