@@ -22,33 +22,56 @@ pub fn bearer(headers: &Headers) -> Found<'_> {
     match headers.get_one("authorization") {
         HeaderLookup::Absent => Found::Absent,
         HeaderLookup::Repeated | HeaderLookup::NotUtf8 => Found::Ambiguous,
-        HeaderLookup::One(v) => {
-            if v.contains(',') {
-                return Found::Ambiguous;
-            }
-            let v = v.trim_matches(|c| c == ' ' || c == '\t');
-            let Some((scheme, rest)) = v
-                .bytes()
-                .position(|b| b == b' ' || b == b'\t')
-                .map(|i| v.split_at(i))
-            else {
-                // `Bearer` with no token is a malformed bearer, not another scheme.
-                return if v.eq_ignore_ascii_case("bearer") {
-                    Found::Ambiguous
-                } else {
-                    Found::Absent
-                };
-            };
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Found::Absent;
-            }
-            let token = rest.trim_start_matches([' ', '\t']);
-            if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b'\t') {
-                return Found::Ambiguous;
-            }
-            Found::Value(token)
-        }
+        HeaderLookup::One(v) => bearer_value(v),
     }
+}
+
+/// The bearer token in one `Authorization` value. Every scan is a memchr
+/// (a token is hundreds of bytes, read on every request), and the token
+/// bytes are scanned once: the comma and whitespace checks share a pass.
+fn bearer_value(v: &str) -> Found<'_> {
+    // Leading and trailing blanks only: these stop at the first other byte.
+    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let Some(i) = memchr::memchr2(b' ', b'\t', v.as_bytes()) else {
+        if memchr::memchr(b',', v.as_bytes()).is_some() {
+            return Found::Ambiguous;
+        }
+        // `Bearer` with no token is a malformed bearer, not another scheme.
+        return if v.eq_ignore_ascii_case("bearer") {
+            Found::Ambiguous
+        } else {
+            Found::Absent
+        };
+    };
+    let (scheme, rest) = v.split_at(i);
+    // A comma anywhere in the value is ambiguous, whatever the scheme: the
+    // scheme holds no blank, the blanks after it no comma, and the token's
+    // own scan below looks for commas and blanks together.
+    if memchr::memchr(b',', scheme.as_bytes()).is_some() {
+        return Found::Ambiguous;
+    }
+    let token = rest.trim_start_matches([' ', '\t']);
+    let is_bearer = scheme.eq_ignore_ascii_case("bearer");
+    if let Some(j) = memchr::memchr3(b',', b' ', b'\t', token.as_bytes()) {
+        // A blank inside a bearer token is ambiguous; in another scheme's
+        // value it is that scheme's business, but a comma still is ours.
+        let comma = token
+            .as_bytes()
+            .get(j..)
+            .is_some_and(|t| memchr::memchr(b',', t).is_some());
+        return if is_bearer || comma {
+            Found::Ambiguous
+        } else {
+            Found::Absent
+        };
+    }
+    if !is_bearer {
+        return Found::Absent;
+    }
+    if token.is_empty() {
+        return Found::Ambiguous;
+    }
+    Found::Value(token)
 }
 
 /// The value of a header that must appear once.
@@ -60,7 +83,7 @@ pub fn header<'a>(headers: &'a Headers, name: &str) -> Found<'a> {
             let v = v.trim_matches(|c| c == ' ' || c == '\t');
             if v.is_empty() {
                 Found::Absent
-            } else if v.contains(',') {
+            } else if memchr::memchr(b',', v.as_bytes()).is_some() {
                 Found::Ambiguous
             } else {
                 Found::Value(v)
@@ -153,6 +176,74 @@ mod tests {
             Found::Absent
         );
         assert_eq!(bearer(&h(&[])), Found::Absent);
+    }
+
+    /// The extraction as first written (byte loops), kept as the reference
+    /// the memchr version must agree with.
+    fn bearer_reference(v: &str) -> Found<'_> {
+        if v.contains(',') {
+            return Found::Ambiguous;
+        }
+        let v = v.trim_matches(|c| c == ' ' || c == '\t');
+        let Some((scheme, rest)) = v
+            .bytes()
+            .position(|b| b == b' ' || b == b'\t')
+            .map(|i| v.split_at(i))
+        else {
+            return if v.eq_ignore_ascii_case("bearer") {
+                Found::Ambiguous
+            } else {
+                Found::Absent
+            };
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Found::Absent;
+        }
+        let token = rest.trim_start_matches([' ', '\t']);
+        if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b'\t') {
+            return Found::Ambiguous;
+        }
+        Found::Value(token)
+    }
+
+    #[test]
+    fn bearer_edges_agree_with_the_reference() {
+        for v in [
+            "Basic a b",
+            "Basic a,b",
+            "Basic a, b",
+            "Bea,rer abc",
+            ",Bearer abc",
+            "Bearer abc,",
+            "Bearer a\tb",
+            " \tBearer abc \t",
+            "Bearer",
+            "bearer,",
+            "Basic",
+            "",
+            " ",
+            "Bearer  ",
+            "Bearer \t abc",
+            "Basic dXNlcjpwdw==",
+        ] {
+            assert_eq!(bearer_value(v), bearer_reference(v), "{v:?}");
+        }
+        assert_eq!(bearer_value("Basic a b"), Found::Absent);
+        assert_eq!(bearer_value("Basic a,b"), Found::Ambiguous);
+        assert_eq!(bearer_value("Bea,rer abc"), Found::Ambiguous);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bearer_matches_the_reference(v in "[BbEeAaRr ,\t.xy]{0,24}") {
+            proptest::prop_assert_eq!(bearer_value(&v), bearer_reference(&v));
+        }
+
+        #[test]
+        fn bearer_prefixed_matches_the_reference(t in "[a-z ,\t.]{0,16}", s in "(Bearer|bearer|Basic|)[ \t,]{0,3}") {
+            let v = format!("{s}{t}");
+            proptest::prop_assert_eq!(bearer_value(&v), bearer_reference(&v));
+        }
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The claims set, read after the signature verified, and checked against
 //! the credential's rules. Read with a map visitor that refuses duplicate
-//! members and keeps only the members a rule looks at (as raw JSON, typed
-//! afterwards, since a configured claim name may coincide with a registered one).
+//! members and keeps only the members a rule looks at, each read once into
+//! a [`Claim`] that records its JSON type; the rules then check the type
+//! they need (a configured claim name may coincide with a registered one).
 
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use super::json::{OneOrMany, SeenNames, Str};
 
@@ -24,17 +26,106 @@ pub struct Rules {
     pub scopes: Option<String>,
 }
 
-/// Raw members of interest, borrowed from the decoded payload.
+/// One claim's value, typed in the same pass that parses it (strings
+/// borrowed from the payload). Shapes no rule accepts collapse to `Other`.
+#[derive(Debug, Clone, PartialEq)]
+enum Claim<'a> {
+    Null,
+    Num(f64),
+    Str(Str<'a>),
+    /// An array of strings only (`aud`, a scopes claim).
+    Strs(Vec<Str<'a>>),
+    /// A boolean, an object, or an array holding anything but strings.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Claim<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ClaimVisitor)
+    }
+}
+
+struct ClaimVisitor;
+
+impl<'de> Visitor<'de> for ClaimVisitor {
+    type Value = Claim<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a json value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Claim::Null)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Claim::Other)
+    }
+    // Integers convert with rounding to nearest, as parsing their text would.
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Claim::Num(v as f64))
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Claim::Num(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(if v.is_finite() {
+            Claim::Num(v)
+        } else {
+            Claim::Other
+        })
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Claim::Str(Str(std::borrow::Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Claim::Str(Str(std::borrow::Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Claim::Str(Str(std::borrow::Cow::Owned(v))))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(e) = seq.next_element::<Element<'de>>()? {
+            match e {
+                Element(Some(s)) => out.push(s),
+                Element(None) => {
+                    // Not all strings: read the rest only to check the syntax.
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(Claim::Other);
+                }
+            }
+        }
+        Ok(Claim::Strs(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Claim::Other)
+    }
+}
+
+/// An array element: a string, or `None` for anything else (read through).
+struct Element<'a>(Option<Str<'a>>);
+
+impl<'de> Deserialize<'de> for Element<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(ClaimVisitor)? {
+            Claim::Str(s) => Ok(Element(Some(s))),
+            _ => Ok(Element(None)),
+        }
+    }
+}
+
+/// The members of interest, typed, borrowed from the decoded payload.
 #[derive(Default)]
 struct Raw<'a> {
-    exp: Option<&'a RawValue>,
-    nbf: Option<&'a RawValue>,
-    iat: Option<&'a RawValue>,
-    iss: Option<&'a RawValue>,
-    aud: Option<&'a RawValue>,
-    jti: Option<&'a RawValue>,
-    principal: Option<&'a RawValue>,
-    scopes: Option<&'a RawValue>,
+    exp: Option<Claim<'a>>,
+    nbf: Option<Claim<'a>>,
+    iat: Option<Claim<'a>>,
+    iss: Option<Claim<'a>>,
+    aud: Option<Claim<'a>>,
+    jti: Option<Claim<'a>>,
+    principal: Option<Claim<'a>>,
+    scopes: Option<Claim<'a>>,
     /// Bit i set: `require[i]` is present and not null.
     required: u64,
 }
@@ -108,9 +199,15 @@ impl<'de> Visitor<'de> for RawVisitor<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let v: &'de RawValue = map.next_value()?;
-            if v.get() != "null" {
+            let v: Claim<'de> = map.next_value()?;
+            if v != Claim::Null {
                 raw.required |= bits;
+            }
+            if is_principal {
+                raw.principal = Some(v.clone());
+            }
+            if is_scopes {
+                raw.scopes = Some(v.clone());
             }
             match key {
                 "exp" => raw.exp = Some(v),
@@ -121,71 +218,49 @@ impl<'de> Visitor<'de> for RawVisitor<'_> {
                 "jti" => raw.jti = Some(v),
                 _ => {}
             }
-            if is_principal {
-                raw.principal = Some(v);
-            }
-            if is_scopes {
-                raw.scopes = Some(v);
-            }
         }
         Ok(raw)
     }
 }
 
-// Typed readers over the captured raw JSON. The text is already valid JSON
-// (serde_json checked it while capturing), so its first byte tells the type
-// and the common shapes (a number, a string without escapes) are read
-// without a second parser; anything else goes through serde_json.
+// Typed readers over the parsed claims: the wrong type is refused with
+// the claim's own message.
 
-fn raw_text(v: &RawValue) -> &str {
-    v.get().trim_matches([' ', '\t', '\n', '\r'])
-}
-
-fn date(v: Option<&RawValue>, msg: &'static str) -> Result<Option<f64>, ClaimsError> {
-    let Some(v) = v else { return Ok(None) };
-    let s = raw_text(v);
-    match s.as_bytes().first() {
-        // A JSON number is also valid Rust float syntax.
-        Some(b'-' | b'0'..=b'9') => s
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(Some)
-            .ok_or(invalid(msg)),
-        _ => Err(invalid(msg)),
+fn date(v: Option<Claim<'_>>, msg: &'static str) -> Result<Option<f64>, ClaimsError> {
+    match v {
+        None => Ok(None),
+        Some(Claim::Num(f)) if f.is_finite() => Ok(Some(f)),
+        Some(_) => Err(invalid(msg)),
     }
 }
 
-fn string<'a>(v: Option<&'a RawValue>, msg: &'static str) -> Result<Option<Str<'a>>, ClaimsError> {
-    let Some(v) = v else { return Ok(None) };
-    let s = raw_text(v);
-    if !s.starts_with('"') {
-        return Err(invalid(msg));
-    }
-    match s.get(1..s.len() - 1) {
-        Some(inner) if !inner.contains('\\') => Ok(Some(Str(std::borrow::Cow::Borrowed(inner)))),
-        _ => serde_json::from_str::<Str<'a>>(s)
-            .map(Some)
-            .map_err(|_| invalid(msg)),
+fn string<'a>(v: Option<Claim<'a>>, msg: &'static str) -> Result<Option<Str<'a>>, ClaimsError> {
+    match v {
+        None => Ok(None),
+        Some(Claim::Str(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(msg)),
     }
 }
 
 fn strings<'a>(
-    v: Option<&'a RawValue>,
+    v: Option<Claim<'a>>,
     msg: &'static str,
 ) -> Result<Option<OneOrMany<'a>>, ClaimsError> {
-    let Some(raw) = v else { return Ok(None) };
-    if raw_text(raw).starts_with('"') {
-        return Ok(string(v, msg)?.map(OneOrMany::One));
+    match v {
+        None => Ok(None),
+        Some(Claim::Str(s)) => Ok(Some(OneOrMany::One(s))),
+        Some(Claim::Strs(list)) => Ok(Some(OneOrMany::Many(list))),
+        Some(_) => Err(invalid(msg)),
     }
-    serde_json::from_str::<OneOrMany<'a>>(raw.get())
-        .map(Some)
-        .map_err(|_| invalid(msg))
 }
 
 /// Reads and checks a claims set. `now` is seconds since the epoch.
 pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsError> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    // UTF-8 checked once for the whole claims set, ignored members included
+    // (a string reader over bytes checks only the strings it returns).
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| invalid("jwt claims are not a valid json object"))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let raw = RawSeed(rules).deserialize(&mut de).map_err(|e| {
         if super::header::is_duplicate(&e) {
             invalid("jwt claims have a duplicate member")
@@ -312,6 +387,10 @@ mod tests {
         check(j.as_bytes(), &rules(), 1000.0).unwrap_err()
     }
 
+    fn claim(t: &str) -> Claim<'_> {
+        serde_json::from_str::<Claim<'_>>(t).unwrap()
+    }
+
     const BASE: &str = r#""iss":"https://iss/","aud":"api","sub":"u1","exp":2000"#;
 
     #[test]
@@ -367,21 +446,69 @@ mod tests {
 
     #[test]
     fn dates_are_finite_json_numbers() {
-        let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
         for ok in ["1", "-1", "1.5", "1e3", "18446744073709551616"] {
-            assert!(date(Some(&raw(ok)), "x").unwrap().is_some(), "{ok}");
+            assert!(date(Some(claim(ok)), "x").unwrap().is_some(), "{ok}");
         }
-        for bad in [r#""1""#, "true", "null", "[1]", "{}", "1e999"] {
-            assert_eq!(date(Some(&raw(bad)), "x"), Err(invalid("x")), "{bad}");
-        }
+        assert_eq!(date(Some(claim("1e3")), "x"), Ok(Some(1000.0)));
         assert_eq!(
-            string(Some(&raw(r#""a\u0062c""#)), "x")
+            date(Some(claim("18446744073709551616")), "x"),
+            Ok(Some(18_446_744_073_709_551_616.0))
+        );
+        for bad in [r#""1""#, "true", "null", "[1]", "[]", r#"["1"]"#, "{}"] {
+            assert_eq!(date(Some(claim(bad)), "x"), Err(invalid("x")), "{bad}");
+        }
+        // Out of f64 range: serde_json refuses the number, so the whole
+        // claims set is refused (not valid json), never read as infinity.
+        assert!(serde_json::from_str::<Claim<'_>>("1e999").is_err());
+        assert_eq!(
+            err(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":1e999}"#),
+            invalid("jwt claims are not a valid json object")
+        );
+        assert_eq!(
+            string(Some(claim(r#""a\u0062c""#)), "x")
                 .unwrap()
                 .unwrap()
                 .as_str(),
             "abc"
         );
-        assert_eq!(string(Some(&raw("5")), "x"), Err(invalid("x")));
+        assert_eq!(string(Some(claim("5")), "x"), Err(invalid("x")));
+    }
+
+    #[test]
+    fn claim_shapes() {
+        assert_eq!(claim("null"), Claim::Null);
+        assert_eq!(claim("false"), Claim::Other);
+        assert_eq!(claim(r#"{"a":[1,{"b":null}]}"#), Claim::Other);
+        assert_eq!(claim(r#"["a",1,"b",[2]]"#), Claim::Other);
+        assert_eq!(claim(r#"[1,"a"]"#), Claim::Other);
+        assert_eq!(
+            claim(r#"["a","b"]"#),
+            Claim::Strs(vec![
+                Str(std::borrow::Cow::Borrowed("a")),
+                Str(std::borrow::Cow::Borrowed("b"))
+            ])
+        );
+        assert_eq!(claim("[]"), Claim::Strs(Vec::new()));
+        // Malformed inside an array that is read through still fails.
+        assert!(serde_json::from_str::<Claim<'_>>(r#"["a",1,{]"#).is_err());
+        // A configured principal that is also a registered claim is read once
+        // and checked by both rules.
+        let mut r = rules();
+        r.principal = "jti".into();
+        let c = check(format!(r#"{{{BASE},"jti":"id-1"}}"#).as_bytes(), &r, 1000.0).unwrap();
+        assert_eq!(&*c.principal, "id-1");
+        assert_eq!(c.jti.as_deref(), Some("id-1"));
+    }
+
+    #[test]
+    fn bad_utf8_anywhere_refuses() {
+        let mut j = format!(r#"{{{BASE},"note":"x"}}"#).into_bytes();
+        let at = j.iter().rposition(|b| *b == b'x').unwrap();
+        j[at] = 0xff;
+        assert_eq!(
+            check(&j, &rules(), 1000.0).unwrap_err(),
+            invalid("jwt claims are not a valid json object")
+        );
     }
 
     #[test]

@@ -56,15 +56,19 @@ pub fn split(token: &str, max_len: usize) -> Result<Compact<'_>, CompactError> {
     if bad {
         return Err(CompactError::BadCharacter);
     }
-    // Segments: the first two dots, then no third (memchr-backed `find`);
-    // the scan never collects an unbounded list of segments.
-    let d1 = token.find('.').ok_or(CompactError::Segments)?;
-    let d2 = token
+    // Segments: the first two dots, then no third (memchr); the scan never
+    // collects an unbounded list of segments.
+    let bytes = token.as_bytes();
+    let d1 = memchr::memchr(b'.', bytes).ok_or(CompactError::Segments)?;
+    let d2 = bytes
         .get(d1 + 1..)
-        .and_then(|rest| rest.find('.'))
+        .and_then(|rest| memchr::memchr(b'.', rest))
         .map(|i| d1 + 1 + i)
         .ok_or(CompactError::Segments)?;
-    if token.get(d2 + 1..).is_none_or(|rest| rest.contains('.')) {
+    if bytes
+        .get(d2 + 1..)
+        .is_none_or(|rest| memchr::memchr(b'.', rest).is_some())
+    {
         return Err(CompactError::Segments);
     }
     let header = token.get(..d1).ok_or(CompactError::Segments)?;
@@ -88,6 +92,21 @@ pub fn decode(segment: &str) -> Result<Vec<u8>, CompactError> {
     URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| CompactError::Base64)
+}
+
+/// Decodes a segment like [`decode`] and hands the bytes to `f`, in a stack
+/// buffer of `N` bytes when they fit (no allocation per token), else in a
+/// `Vec`. Same engine and so the same canonical-form rules as [`decode`].
+pub fn with_decoded<const N: usize, R>(
+    segment: &str,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, CompactError> {
+    let mut buf = [0u8; N];
+    match URL_SAFE_NO_PAD.decode_slice(segment, &mut buf) {
+        Ok(n) => Ok(f(buf.get(..n).ok_or(CompactError::Base64)?)),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => Ok(f(&decode(segment)?)),
+        Err(base64::DecodeSliceError::DecodeError(_)) => Err(CompactError::Base64),
+    }
 }
 
 /// Encodes bytes as unpadded base64url.
@@ -130,5 +149,17 @@ mod tests {
         assert_eq!(decode("AB").unwrap_err(), CompactError::Base64);
         assert_eq!(decode("A").unwrap_err(), CompactError::Base64);
         assert_eq!(decode("AA==").unwrap_err(), CompactError::Base64);
+    }
+
+    #[test]
+    fn stack_and_heap_decoding_agree() {
+        for seg in [
+            "AA", "AB", "A", "AA==", "", "QUJD", "QUJDRA", "QUJDREU", "QUJDREX",
+        ] {
+            let small = with_decoded::<2, _>(seg, <[u8]>::to_vec);
+            let large = with_decoded::<64, _>(seg, <[u8]>::to_vec);
+            assert_eq!(small, decode(seg), "{seg}");
+            assert_eq!(large, decode(seg), "{seg}");
+        }
     }
 }

@@ -44,7 +44,11 @@ pub enum HeaderError {
 
 /// Parses the decoded header bytes.
 pub fn parse(bytes: &[u8]) -> Result<Header<'_>, HeaderError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // UTF-8 checked once over the whole header (RFC 8259 asks for UTF-8
+    // JSON text, ignored members included); the string reader then skips
+    // its per-string check.
+    let text = std::str::from_utf8(bytes).map_err(|_| HeaderError::Malformed)?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let header = HeaderSeed.deserialize(&mut de).map_err(|e| classify(&e))?;
     de.end().map_err(|_| HeaderError::Malformed)?;
     if header.alg.is_none() {
@@ -176,6 +180,11 @@ mod tests {
         }
         assert_eq!(parse(b"{}").unwrap_err(), HeaderError::NoAlg);
         assert_eq!(parse(b"\xff").unwrap_err(), HeaderError::Malformed);
+        // Bad UTF-8 inside a member the verifier ignores still refuses.
+        assert_eq!(
+            parse(b"{\"alg\":\"ES256\",\"x\":\"\xff\"}").unwrap_err(),
+            HeaderError::Malformed
+        );
     }
 
     #[test]

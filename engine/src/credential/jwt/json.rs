@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+use smallvec::SmallVec;
 
 /// A JSON string, borrowed from the input unless it had escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +84,10 @@ impl<'de> Deserialize<'de> for OneOrMany<'de> {
 /// A linear scan while the object is small (headers and claims usually
 /// have fewer than a dozen members), a hash set past that, so a token
 /// stuffed with members costs linear time, not quadratic.
+/// The small list lives inline (no allocation per header or claims set).
 #[derive(Default)]
 pub struct SeenNames<'a> {
-    small: Vec<Cow<'a, str>>,
+    small: SmallVec<[Cow<'a, str>; LINEAR_LIMIT]>,
     large: Option<HashSet<Cow<'a, str>>>,
 }
 
@@ -100,10 +102,13 @@ impl<'a> SeenNames<'a> {
         if self.small.contains(&name) {
             return false;
         }
-        self.small.push(name);
-        if self.small.len() > LINEAR_LIMIT {
-            self.large = Some(self.small.drain(..).collect());
+        if self.small.len() == LINEAR_LIMIT {
+            let mut set: HashSet<Cow<'a, str>> = self.small.drain(..).collect();
+            set.insert(name);
+            self.large = Some(set);
+            return true;
         }
+        self.small.push(name);
         true
     }
 }

@@ -84,6 +84,15 @@ fn bad(detail: &'static str) -> JwsRefusal {
     refuse(Reason::CredentialInvalid, detail)
 }
 
+const PAYLOAD_NOT_BASE64: &str = "jwt payload is not base64url";
+
+// Stack buffers for the decoded segments (larger ones go to the heap, same
+// rules): a header is tens of bytes, a signature at most 1,024 (RSA-8192),
+// a claims set usually a few hundred.
+const HEADER_BUF: usize = 512;
+const SIGNATURE_BUF: usize = 1032;
+const PAYLOAD_BUF: usize = 2048;
+
 /// Seconds since the epoch, with sub-second precision.
 fn secs(t: SystemTime) -> f64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -214,7 +223,8 @@ impl JwtVerifier {
     /// [`Self::verify_token`], and public so test vectors whose payloads
     /// are not JWT claims can be run through the same code path.
     pub fn verify_jws(&self, token: &str) -> Result<Vec<u8>, JwsRefusal> {
-        self.0.verify_jws_inner(token).map(|(p, _)| p)
+        let (payload, _) = self.0.verify_jws_inner(token)?;
+        compact::decode(payload).map_err(|_| bad(PAYLOAD_NOT_BASE64))
     }
 }
 
@@ -229,7 +239,9 @@ impl Inner {
     fn verify(&self, req: &Request, now: SystemTime) -> Outcome {
         // A value without a dot is not a JWT: it is absent for this
         // credential (another credential, an API key say, may claim it).
-        let token = match single(&req.headers, &self.sources, |v| v.contains('.')) {
+        let token = match single(&req.headers, &self.sources, |v| {
+            memchr::memchr(b'.', v.as_bytes()).is_some()
+        }) {
             Found::Absent => return Outcome::Absent,
             Found::Ambiguous => {
                 return Outcome::Invalid(
@@ -259,15 +271,19 @@ impl Inner {
             Ok(p) => p,
             Err(r) => return Outcome::Invalid(r.reason, r.detail),
         };
-        let claims = match claims::check(&payload, &self.rules, now_s) {
-            Ok(c) => c,
-            Err(claims::ClaimsError::Expired) => {
+        let checked = compact::with_decoded::<PAYLOAD_BUF, _>(payload, |p| {
+            claims::check(p, &self.rules, now_s)
+        });
+        let claims = match checked {
+            Err(_) => return Outcome::Invalid(Reason::CredentialInvalid, PAYLOAD_NOT_BASE64),
+            Ok(Ok(c)) => c,
+            Ok(Err(claims::ClaimsError::Expired)) => {
                 return Outcome::Invalid(Reason::CredentialExpired, "jwt expired")
             }
-            Err(claims::ClaimsError::NotYetValid) => {
+            Ok(Err(claims::ClaimsError::NotYetValid)) => {
                 return Outcome::Invalid(Reason::CredentialExpired, "jwt not valid yet (nbf)")
             }
-            Err(claims::ClaimsError::Invalid(d)) => {
+            Ok(Err(claims::ClaimsError::Invalid(d))) => {
                 return Outcome::Invalid(Reason::CredentialInvalid, d)
             }
         };
@@ -338,7 +354,9 @@ impl Inner {
         Some(Outcome::Valid(hit.identity))
     }
 
-    fn verify_jws_inner(&self, token: &str) -> Result<(Vec<u8>, u64), JwsRefusal> {
+    /// Form, header, key choice and signature; the still-encoded payload
+    /// segment and the generation of the key set that verified it.
+    fn verify_jws_inner<'t>(&self, token: &'t str) -> Result<(&'t str, u64), JwsRefusal> {
         let parts = compact::split(token, self.max_token_bytes).map_err(|e| {
             bad(match e {
                 compact::CompactError::TooLarge => "jwt longer than the size limit",
@@ -348,9 +366,19 @@ impl Inner {
                 compact::CompactError::Base64 => "jwt segment is not canonical base64url",
             })
         })?;
-        let header_bytes =
-            compact::decode(parts.header).map_err(|_| bad("jwt header is not base64url"))?;
-        let h = header::parse(&header_bytes).map_err(|e| {
+        let generation =
+            compact::with_decoded::<HEADER_BUF, _>(parts.header, |h| self.verify_signed(&parts, h))
+                .map_err(|_| bad("jwt header is not base64url"))??;
+        Ok((parts.payload, generation))
+    }
+
+    /// The JWS checks once the header is decoded.
+    fn verify_signed(
+        &self,
+        parts: &compact::Compact<'_>,
+        header_bytes: &[u8],
+    ) -> Result<u64, JwsRefusal> {
+        let h = header::parse(header_bytes).map_err(|e| {
             bad(match e {
                 header::HeaderError::Duplicate => "jwt header has a duplicate member",
                 header::HeaderError::NoAlg => "jwt header has no alg",
@@ -408,14 +436,14 @@ impl Inner {
                 return Err(bad("jwt has no kid and several keys could verify it"))
             }
         };
-        let sig =
-            compact::decode(parts.signature).map_err(|_| bad("jwt signature is not base64url"))?;
-        if !key.verify(parts.signing_input.as_bytes(), &sig) {
+        let verified = compact::with_decoded::<SIGNATURE_BUF, _>(parts.signature, |sig| {
+            key.verify(parts.signing_input.as_bytes(), sig)
+        })
+        .map_err(|_| bad("jwt signature is not base64url"))?;
+        if !verified {
             return Err(bad("jwt signature does not verify"));
         }
-        let payload =
-            compact::decode(parts.payload).map_err(|_| bad("jwt payload is not base64url"))?;
-        Ok((payload, set.generation()))
+        Ok(set.generation())
     }
 }
 
