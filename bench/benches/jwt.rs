@@ -35,110 +35,23 @@
 )]
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::signature::{self, ParsedPublicKey};
-use b64::decode_b64url;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cpu_time::ThreadTime;
 use criterion::{criterion_group, criterion_main, Criterion};
+use portcullis_bench::jwt_case::{self, Bare, ALGORITHMS};
 use portcullis_bench::{key_index, path_for, policy_with_routes};
-use portcullis_engine::credential::apikey::MemoryIndex;
-use portcullis_engine::credential::jwt::testing::sign;
 use portcullis_engine::credential::jwt::JwtVerifier;
 use portcullis_engine::credential::KeyStore;
 use portcullis_engine::credential::Outcome;
-use portcullis_engine::policy::{
-    CredentialKind, JwtAlgorithm, JwtDef, JwtKeySource, Source, Span, Spanned,
-};
 use portcullis_engine::{Engine, Request};
-use serde_json::json;
-use std::sync::Arc;
-
-fn keys_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/data/jwt/keys")
-}
 
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(keys_dir().join(name)).unwrap()
-}
-
-fn def(alg: JwtAlgorithm, keys: JwtKeySource, cache: usize) -> JwtDef {
-    JwtDef {
-        sources: vec![Source::Bearer],
-        issuer: Some("https://issuer.test/".into()),
-        audience: vec!["payments-api".into()],
-        algorithms: vec![alg],
-        keys: Spanned::new(keys, Span::default()),
-        leeway: Duration::from_secs(30),
-        max_lifetime: Some(Duration::from_secs(3600)),
-        require_claims: vec!["sub".into(), "exp".into(), "iat".into()],
-        scopes_claim: Some("scope".into()),
-        principal_claim: "sub".into(),
-        typ: None,
-        max_token_bytes: 8192,
-        cache_size: cache,
-    }
-}
-
-/// Decodes unpadded base64url (the bench's own, to stay off the engine's code).
-mod b64 {
-    pub fn decode_b64url(s: &str) -> Vec<u8> {
-        let val = |c: u8| -> u32 {
-            match c {
-                b'A'..=b'Z' => u32::from(c - b'A'),
-                b'a'..=b'z' => u32::from(c - b'a') + 26,
-                b'0'..=b'9' => u32::from(c - b'0') + 52,
-                b'-' => 62,
-                b'_' => 63,
-                _ => panic!("not base64url"),
-            }
-        };
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0u32);
-        for c in s.bytes() {
-            acc = (acc << 6) | val(c);
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-                acc &= (1 << bits) - 1;
-            }
-        }
-        out
-    }
-}
-
-enum Bare {
-    Public(ParsedPublicKey),
-    Hmac(Box<aws_lc_rs::hmac::Key>),
-}
-
-impl Bare {
-    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        match self {
-            Bare::Public(k) => k.verify_sig(msg, sig).is_ok(),
-            Bare::Hmac(k) => aws_lc_rs::hmac::verify(k, msg, sig).is_ok(),
-        }
-    }
-}
-
-fn pem_body(pem: &[u8]) -> Vec<u8> {
-    let text = std::str::from_utf8(pem).unwrap();
-    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
-    // Standard alphabet with padding → base64url without padding.
-    let url: String = b64
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    decode_b64url(&url)
+    std::fs::read(jwt_case::keys_dir().join(name)).unwrap()
 }
 
 struct Case {
@@ -153,95 +66,44 @@ struct Case {
     jwt_alg: jsonwebtoken::Algorithm,
 }
 
+/// `jsonwebtoken`'s name for an algorithm, and its key object (for the
+/// `jsonwebtoken_decode` reference row).
+fn jsonwebtoken_key(
+    name: &str,
+    stem: &str,
+    signing: &[u8],
+) -> (jsonwebtoken::Algorithm, jsonwebtoken::DecodingKey) {
+    let alg: jsonwebtoken::Algorithm = name.parse().unwrap();
+    let key = match stem {
+        "" => jsonwebtoken::DecodingKey::from_secret(signing),
+        "rsa" => jsonwebtoken::DecodingKey::from_rsa_pem(&read("rsa.pub.pem")).unwrap(),
+        "ec256" | "ec384" => {
+            jsonwebtoken::DecodingKey::from_ec_pem(&read(&format!("{stem}.pub.pem"))).unwrap()
+        }
+        _ => jsonwebtoken::DecodingKey::from_ed_pem(&read(&format!("{stem}.pub.pem"))).unwrap(),
+    };
+    (alg, key)
+}
+
 fn cases() -> Vec<Case> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({
-        "iss": "https://issuer.test/",
-        "aud": "payments-api",
-        "sub": "user-1",
-        "iat": now - 10,
-        "exp": now + 3000,
-        "scope": "read charges:read refunds:write",
-        "jti": "bench-token-1",
-    });
-    use jsonwebtoken::Algorithm as J;
-    use JwtAlgorithm as A;
-    // Key file stem ("" for HMAC: a secret of the hash length, from the environment).
-    let specs: Vec<(&'static str, JwtAlgorithm, &str, jsonwebtoken::Algorithm)> = vec![
-        ("HS256", A::HS256, "", J::HS256),
-        ("HS384", A::HS384, "", J::HS384),
-        ("HS512", A::HS512, "", J::HS512),
-        ("RS256", A::RS256, "rsa", J::RS256),
-        ("RS384", A::RS384, "rsa", J::RS384),
-        ("RS512", A::RS512, "rsa", J::RS512),
-        ("PS256", A::PS256, "rsa", J::PS256),
-        ("PS384", A::PS384, "rsa", J::PS384),
-        ("PS512", A::PS512, "rsa", J::PS512),
-        ("ES256", A::ES256, "ec256", J::ES256),
-        ("ES384", A::ES384, "ec384", J::ES384),
-        ("EdDSA", A::EdDSA, "ed25519", J::EdDSA),
-    ];
     let only = std::env::var("JWT_BENCH_ALGS").ok();
-    specs
+    ALGORITHMS
         .into_iter()
         .filter(|(name, ..)| {
             only.as_deref()
                 .is_none_or(|o| o.split(',').any(|n| n == *name))
         })
-        .map(|(name, alg, key, jwt_alg)| {
-            let (src, signing, bare, jwt_key) = if key.is_empty() {
-                let (len, h) = match alg {
-                    A::HS256 => (32u8, aws_lc_rs::hmac::HMAC_SHA256),
-                    A::HS384 => (48, aws_lc_rs::hmac::HMAC_SHA384),
-                    _ => (64, aws_lc_rs::hmac::HMAC_SHA512),
-                };
-                let hs_secret: Vec<u8> = (0..len).collect();
-                let hs_var = format!("PORTCULLIS_BENCH_{name}_SECRET");
-                // Set before the verifiers load it.
-                std::env::set_var(
-                    &hs_var,
-                    format!("base64url:{}", URL_SAFE_NO_PAD.encode(&hs_secret)),
-                );
-                (
-                    JwtKeySource::SecretEnv(hs_var),
-                    hs_secret.clone(),
-                    Bare::Hmac(Box::new(aws_lc_rs::hmac::Key::new(h, &hs_secret))),
-                    jsonwebtoken::DecodingKey::from_secret(&hs_secret),
-                )
-            } else {
-                let pub_pem = read(&format!("{key}.pub.pem"));
-                let der = pem_body(&pub_pem);
-                let va: &'static dyn signature::VerificationAlgorithm = match alg {
-                    A::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-                    A::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    A::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-                    A::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-                    A::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-                    A::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
-                    A::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
-                    A::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
-                    _ => &signature::ED25519,
-                };
-                let jwt_key = match key {
-                    "rsa" => jsonwebtoken::DecodingKey::from_rsa_pem(&pub_pem).unwrap(),
-                    "ec256" | "ec384" => jsonwebtoken::DecodingKey::from_ec_pem(&pub_pem).unwrap(),
-                    _ => jsonwebtoken::DecodingKey::from_ed_pem(&pub_pem).unwrap(),
-                };
-                (
-                    JwtKeySource::PemFile(keys_dir().join(format!("{key}.pub.pem"))),
-                    read(&format!("{key}.key.pem")),
-                    Bare::Public(ParsedPublicKey::new(va, &der).unwrap()),
-                    jwt_key,
-                )
-            };
-            let token = sign(alg, &signing, None, None, &claims).unwrap();
-            let verifier = JwtVerifier::new(&def(alg, src.clone(), 0), Path::new(".")).unwrap();
-            let cached = JwtVerifier::new(&def(alg, src.clone(), 10_000), Path::new(".")).unwrap();
-            let engine = jwt_engine(def(alg, src.clone(), 0));
-            let engine_cached = jwt_engine(def(alg, src, 10_000));
+        .map(|(name, alg, stem)| {
+            let keys = jwt_case::key_material(name, alg, stem).unwrap();
+            let (jwt_alg, jwt_key) = jsonwebtoken_key(name, stem, &keys.signing);
+            let token = jwt_case::token(alg, &keys.signing).unwrap();
+            let src = keys.source;
+            let verifier =
+                JwtVerifier::new(&jwt_case::def(alg, src.clone(), 0), Path::new(".")).unwrap();
+            let cached =
+                JwtVerifier::new(&jwt_case::def(alg, src.clone(), 10_000), Path::new(".")).unwrap();
+            let engine = jwt_case::jwt_engine(jwt_case::def(alg, src.clone(), 0)).unwrap();
+            let engine_cached = jwt_case::jwt_engine(jwt_case::def(alg, src, 10_000)).unwrap();
             Case {
                 name,
                 token,
@@ -249,7 +111,7 @@ fn cases() -> Vec<Case> {
                 cached,
                 engine,
                 engine_cached,
-                bare,
+                bare: keys.bare,
                 jwt_key,
                 jwt_alg,
             }
@@ -257,30 +119,8 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-/// The 10-route bench policy with its credential swapped for this JWT.
-fn jwt_engine(jwt: JwtDef) -> Engine {
-    let mut policy = policy_with_routes(10);
-    policy.credentials[0].kind = CredentialKind::Jwt(jwt);
-    Engine::new(&policy, Arc::new(MemoryIndex::new()) as Arc<dyn KeyStore>).unwrap()
-}
-
-/// `request` on a route of the bench policy.
-fn route_request(token: &str) -> Request {
-    let mut r = request(token);
-    r.path = path_for(0);
-    r
-}
-
 fn request(token: &str) -> Request {
-    let mut r = Request {
-        method: "GET".into(),
-        path: "/v1/charges/ch_1".into(),
-        ..Request::default()
-    };
-    r.headers.append("authorization", format!("Bearer {token}"));
-    r.headers.append("accept", "application/json");
-    r.headers.append("user-agent", "bench/1.0");
-    r
+    jwt_case::request(token, "/v1/charges/ch_1")
 }
 
 /// Times `f` in this thread's CPU time: on a shared machine, time spent
@@ -329,7 +169,7 @@ fn bench(c: &mut Criterion) {
     for case in cases() {
         let req = request(&case.token);
         let (input, sig_b64) = case.token.rsplit_once('.').unwrap();
-        let sig = decode_b64url(sig_b64);
+        let sig = URL_SAFE_NO_PAD.decode(sig_b64).unwrap();
         let now = SystemTime::now();
         assert!(case.bare.verify(input.as_bytes(), &sig), "{}", case.name);
         assert!(
@@ -342,7 +182,7 @@ fn bench(c: &mut Criterion) {
             "{}",
             case.name
         );
-        let route_req = route_request(&case.token);
+        let route_req = jwt_case::route_request(&case.token);
         assert!(case.engine.decide(&route_req).allow, "{}", case.name);
         assert!(case.engine_cached.decide(&route_req).allow, "{}", case.name);
         let mut validation = jsonwebtoken::Validation::new(case.jwt_alg);

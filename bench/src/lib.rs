@@ -128,3 +128,4 @@ pub fn policy_yaml_with_routes(n: usize) -> String {
 /// The workload harness behind the `portcullis-bench` binary: real servers,
 /// real stores, open- and closed-loop load, reports (see docs/benchmarking.md).
 pub mod harness;
+pub mod jwt_case;
