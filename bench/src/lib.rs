@@ -1,6 +1,14 @@
 //! Shared builders for Portcullis benchmarks: synthetic policies and key populations.
 #![forbid(unsafe_code)]
 
+/// Every benchmark, example and harness binary of this crate allocates
+/// with mimalloc, the allocator `portcullis serve` ships with
+/// (`server/src/main.rs`), so the figures are those of the server's own
+/// decisions. A decision's allocations (an `Arc` per identity string, a
+/// JWT's scopes) cost more under glibc's malloc (docs/benchmarking.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use portcullis_engine::credential::apikey::{generate, KeyEntry, KeyRecord, MemoryIndex};

@@ -355,3 +355,133 @@ pub fn client_cert_headers(data: &[u8]) {
     }
     let _ = crate::credential::mtls::pem::certificates(text);
 }
+
+/// The strict JSON reader of JWT headers and claims against serde_json:
+/// every member of a document the reader accepts must be what serde_json
+/// reads (value for value), a document serde_json accepts without a
+/// duplicate member must be accepted, and a duplicate must be refused as
+/// one. The reader's deliberate differences (lone surrogate escapes and
+/// out-of-range numbers refused; no nesting limit in skipped values) are
+/// excused only where the document could hold them.
+pub fn json_reader(data: &[u8]) {
+    use crate::credential::jwt::reader::{ObjectReader, ReadError, Value};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let ours = (|| {
+        let mut r = ObjectReader::new(text)?;
+        let mut out = Vec::new();
+        while let Some(name) = r.next_name()? {
+            out.push((name.into_owned(), r.value()?));
+        }
+        r.finish()?;
+        Ok::<_, ReadError>(out)
+    })();
+    let theirs = serde_members(text);
+    let excused = json_reader_may_differ(text);
+    match (ours, theirs) {
+        (Ok(ours), Ok(theirs)) => {
+            assert!(
+                !has_duplicate(&theirs),
+                "the reader accepted a duplicate member: {text:?}"
+            );
+            assert_eq!(ours.len(), theirs.len(), "{text:?}");
+            for ((name, v), (their_name, t)) in ours.iter().zip(&theirs) {
+                assert_eq!(name, their_name, "{text:?}");
+                let same = match (v, t) {
+                    (Value::Null, serde_json::Value::Null) => true,
+                    (Value::Num(a), serde_json::Value::Number(b)) => b
+                        .as_f64()
+                        .is_some_and(|b| (a - b).abs() <= a.abs() * 1e-15),
+                    (Value::Str(a), serde_json::Value::String(b)) => a.as_str() == b,
+                    (Value::Strs(a), serde_json::Value::Array(b)) => {
+                        a.len() == b.len()
+                            && a.iter().zip(b).all(|(x, y)| y.as_str() == Some(x.as_str()))
+                    }
+                    (Value::Other, serde_json::Value::Bool(_) | serde_json::Value::Object(_)) => {
+                        true
+                    }
+                    (Value::Other, serde_json::Value::Array(b)) => b.iter().any(|e| !e.is_string()),
+                    _ => false,
+                };
+                assert!(same, "member `{name}` read as {v:?}, serde_json: {t:?}");
+            }
+        }
+        (Err(ReadError::Duplicate), Ok(theirs)) => assert!(
+            has_duplicate(&theirs),
+            "the reader saw a duplicate that is not there: {text:?}"
+        ),
+        (Ok(_), Err(_)) | (Err(_), Ok(_)) => assert!(
+            excused,
+            "the reader and serde_json disagree on {text:?}"
+        ),
+        (Err(_), Err(_)) => {}
+    }
+}
+
+/// The top-level members of an object as serde_json reads them, duplicates kept.
+fn serde_members(text: &str) -> Result<Vec<(String, serde_json::Value)>, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(String, serde_json::Value)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Members {
+        type Value = Vec<(String, serde_json::Value)>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let out = Members.deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+fn has_duplicate(members: &[(String, serde_json::Value)]) -> bool {
+    let mut names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w.first() == w.get(1))
+}
+
+/// Could `text` hold one of the reader's deliberate differences from
+/// serde_json: a surrogate escape, a number that may overflow `f64`, or
+/// nesting near serde_json's limit?
+pub fn json_reader_may_differ(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let surrogate = ["\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf"]
+        .iter()
+        .any(|p| lower.contains(p));
+    let bytes = lower.as_bytes();
+    // An exponent of three digits or more after a digit (`1e400`), or a
+    // digit run long enough to overflow by itself.
+    let big_exponent = bytes.windows(2).enumerate().any(|(i, w)| {
+        w.first().is_some_and(u8::is_ascii_digit)
+            && w.get(1) == Some(&b'e')
+            && bytes
+                .iter()
+                .skip(i + 2)
+                .skip_while(|b| matches!(b, b'+' | b'-'))
+                .take_while(|b| b.is_ascii_digit())
+                .count()
+                >= 3
+    });
+    let mut run = 0usize;
+    let mut long_run = false;
+    for b in bytes {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        long_run |= run >= 300;
+    }
+    let deep = bytes.iter().filter(|b| matches!(b, b'[' | b'{')).count() > 100;
+    surrogate || big_exponent || long_run || deep
+}

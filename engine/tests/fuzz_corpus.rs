@@ -74,6 +74,11 @@ fn jwt_compact() {
 }
 
 #[test]
+fn json_reader() {
+    replay("json_reader", fuzzing::json_reader);
+}
+
+#[test]
 fn client_cert_headers() {
     replay("client_cert_headers", fuzzing::client_cert_headers);
 }

@@ -1,17 +1,16 @@
 //! The claims set, read after the signature verified, and checked against
-//! the credential's rules. Read with a map visitor that refuses duplicate
-//! members and keeps only the members a rule looks at, each read once into
-//! a [`Claim`] that records its JSON type; the rules then check the type
-//! they need (a configured claim name may coincide with a registered one).
+//! the credential's rules. Read with the strict [`super::reader`], which
+//! refuses duplicate members; only the members a rule looks at are kept,
+//! each read once into a [`Claim`] that records its JSON type; the rules
+//! then check the type they need (a configured claim name may coincide
+//! with a registered one).
 
-use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{
-    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use smallvec::SmallVec;
 
-use super::json::{OneOrMany, SeenNames, Str};
+use super::json::{OneOrMany, Str};
+use super::reader::{ObjectReader, ReadError, Value};
 
 /// What the rules need from a credential definition, prepared at load.
 #[derive(Debug, Clone)]
@@ -20,110 +19,85 @@ pub struct Rules {
     pub audience: Vec<String>,
     pub leeway: f64,
     pub max_lifetime: Option<f64>,
-    /// Claims that must be present (not null); at most 64.
-    pub require: Vec<String>,
+    /// Claims that must be present (not null); at most 64. Private: the
+    /// index below is built from it by [`Rules::new`].
+    require: Vec<String>,
     pub principal: String,
     pub scopes: Option<String>,
+    /// `require` by member name, worked out once.
+    index: RequireIndex,
 }
 
-/// One claim's value, typed in the same pass that parses it (strings
-/// borrowed from the payload). Shapes no rule accepts collapse to `Other`.
-#[derive(Debug, Clone, PartialEq)]
-enum Claim<'a> {
-    Null,
-    Num(f64),
-    Str(Str<'a>),
-    /// An array of strings only (`aud`, a scopes claim).
-    Strs(Vec<Str<'a>>),
-    /// A boolean, an object, or an array holding anything but strings.
-    Other,
+/// Which bits of `require` a member name sets: for the registered claims
+/// by slot (no string comparison per member), for other names by name.
+#[derive(Debug, Clone, Default)]
+struct RequireIndex {
+    registered: [u64; REGISTERED.len()],
+    other: Vec<(String, u64)>,
 }
 
-impl<'de> Deserialize<'de> for Claim<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ClaimVisitor)
+/// The registered claims the rules read, in slot order.
+const REGISTERED: [&str; 6] = ["exp", "nbf", "iat", "iss", "aud", "jti"];
+
+fn registered_slot(name: &str) -> Option<usize> {
+    match name {
+        "exp" => Some(0),
+        "nbf" => Some(1),
+        "iat" => Some(2),
+        "iss" => Some(3),
+        "aud" => Some(4),
+        "jti" => Some(5),
+        _ => None,
     }
 }
 
-struct ClaimVisitor;
-
-impl<'de> Visitor<'de> for ClaimVisitor {
-    type Value = Claim<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a json value")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Claim::Null)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Claim::Other)
-    }
-    // Integers convert with rounding to nearest, as parsing their text would.
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Claim::Num(v as f64))
-    }
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Claim::Num(v as f64))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(if v.is_finite() {
-            Claim::Num(v)
-        } else {
-            Claim::Other
-        })
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Claim::Str(Str(std::borrow::Cow::Borrowed(v))))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Claim::Str(Str(std::borrow::Cow::Owned(v.to_owned()))))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Claim::Str(Str(std::borrow::Cow::Owned(v))))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(e) = seq.next_element::<Element<'de>>()? {
-            match e {
-                Element(Some(s)) => out.push(s),
-                Element(None) => {
-                    // Not all strings: read the rest only to check the syntax.
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
-                    return Ok(Claim::Other);
+impl Rules {
+    pub fn new(
+        issuer: Option<String>,
+        audience: Vec<String>,
+        leeway: f64,
+        max_lifetime: Option<f64>,
+        require: Vec<String>,
+        principal: String,
+        scopes: Option<String>,
+    ) -> Self {
+        let mut index = RequireIndex::default();
+        for (i, name) in require.iter().enumerate().take(64) {
+            let bit = 1u64 << i;
+            match registered_slot(name) {
+                Some(slot) => {
+                    if let Some(b) = index.registered.get_mut(slot) {
+                        *b |= bit;
+                    }
                 }
+                None => match index.other.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, b)) => *b |= bit,
+                    None => index.other.push((name.clone(), bit)),
+                },
             }
         }
-        Ok(Claim::Strs(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Claim::Other)
-    }
-}
-
-/// An array element: a string, or `None` for anything else (read through).
-struct Element<'a>(Option<Str<'a>>);
-
-impl<'de> Deserialize<'de> for Element<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match d.deserialize_any(ClaimVisitor)? {
-            Claim::Str(s) => Ok(Element(Some(s))),
-            _ => Ok(Element(None)),
+        Self {
+            issuer,
+            audience,
+            leeway,
+            max_lifetime,
+            require,
+            principal,
+            scopes,
+            index,
         }
     }
 }
+
+/// One claim's value, typed in the same pass that reads it (strings
+/// borrowed from the payload). Shapes no rule accepts are `Other`.
+type Claim<'a> = Value<'a>;
 
 /// The members of interest, typed, borrowed from the decoded payload.
 #[derive(Default)]
 struct Raw<'a> {
-    exp: Option<Claim<'a>>,
-    nbf: Option<Claim<'a>>,
-    iat: Option<Claim<'a>>,
-    iss: Option<Claim<'a>>,
-    aud: Option<Claim<'a>>,
-    jti: Option<Claim<'a>>,
+    /// By slot, as in [`REGISTERED`].
+    registered: [Option<Claim<'a>>; REGISTERED.len()],
     principal: Option<Claim<'a>>,
     scopes: Option<Claim<'a>>,
     /// Bit i set: `require[i]` is present and not null.
@@ -156,71 +130,49 @@ fn invalid(msg: &'static str) -> ClaimsError {
     ClaimsError::Invalid(msg)
 }
 
-struct RawSeed<'r>(&'r Rules);
-
-impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
-    type Value = Raw<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(RawVisitor(self.0))
-    }
-}
-
-struct RawVisitor<'r>(&'r Rules);
-
-const DUPLICATE: &str = "duplicate member";
-
-impl<'de> Visitor<'de> for RawVisitor<'_> {
-    type Value = Raw<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a jwt claims object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let rules = self.0;
-        let mut raw = Raw::default();
-        let mut seen = SeenNames::default();
-        while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
-            let key = name.clone();
-            if !seen.insert(name) {
-                return Err(de::Error::custom(DUPLICATE));
-            }
-            let key = key.as_ref();
-            let mut bits = 0u64;
-            for (i, r) in rules.require.iter().enumerate() {
-                if r == key {
-                    bits |= 1 << i;
-                }
-            }
-            let registered = matches!(key, "exp" | "nbf" | "iat" | "iss" | "aud" | "jti");
-            let is_principal = key == rules.principal;
-            let is_scopes = rules.scopes.as_deref() == Some(key);
-            if !(registered || is_principal || is_scopes || bits != 0) {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let v: Claim<'de> = map.next_value()?;
-            if v != Claim::Null {
-                raw.required |= bits;
-            }
-            if is_principal {
-                raw.principal = Some(v.clone());
-            }
-            if is_scopes {
-                raw.scopes = Some(v.clone());
-            }
-            match key {
-                "exp" => raw.exp = Some(v),
-                "nbf" => raw.nbf = Some(v),
-                "iat" => raw.iat = Some(v),
-                "iss" => raw.iss = Some(v),
-                "aud" => raw.aud = Some(v),
-                "jti" => raw.jti = Some(v),
-                _ => {}
-            }
+/// Reads the members the rules look at, each once, and skips the rest
+/// (after checking their syntax). A duplicate member refuses the whole set.
+fn read_raw<'a>(text: &'a str, rules: &Rules) -> Result<Raw<'a>, ClaimsError> {
+    let malformed = |e: ReadError| match e {
+        ReadError::Duplicate => invalid("jwt claims have a duplicate member"),
+        _ => invalid("jwt claims are not a valid json object"),
+    };
+    let mut obj = ObjectReader::new(text).map_err(malformed)?;
+    let mut raw = Raw::default();
+    while let Some(name) = obj.next_name().map_err(malformed)? {
+        let key = name.as_ref();
+        let slot = registered_slot(key);
+        let bits = match slot {
+            Some(i) => rules.index.registered.get(i).copied().unwrap_or(0),
+            None => rules
+                .index
+                .other
+                .iter()
+                .filter(|(n, _)| n == key)
+                .fold(0, |acc, (_, b)| acc | b),
+        };
+        let is_principal = key == rules.principal;
+        let is_scopes = rules.scopes.as_deref() == Some(key);
+        if !(slot.is_some() || is_principal || is_scopes || bits != 0) {
+            obj.skip_value().map_err(malformed)?;
+            continue;
         }
-        Ok(raw)
+        let v: Claim<'a> = obj.value().map_err(malformed)?;
+        if v != Claim::Null {
+            raw.required |= bits;
+        }
+        if is_principal {
+            raw.principal = Some(v.clone());
+        }
+        if is_scopes {
+            raw.scopes = Some(v.clone());
+        }
+        if let Some(r) = slot.and_then(|i| raw.registered.get_mut(i)) {
+            *r = Some(v);
+        }
     }
+    obj.finish().map_err(malformed)?;
+    Ok(raw)
 }
 
 // Typed readers over the parsed claims: the wrong type is refused with
@@ -260,24 +212,16 @@ pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsEr
     // (a string reader over bytes checks only the strings it returns).
     let text = std::str::from_utf8(payload)
         .map_err(|_| invalid("jwt claims are not a valid json object"))?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let raw = RawSeed(rules).deserialize(&mut de).map_err(|e| {
-        if super::header::is_duplicate(&e) {
-            invalid("jwt claims have a duplicate member")
-        } else {
-            invalid("jwt claims are not a valid json object")
-        }
-    })?;
-    de.end()
-        .map_err(|_| invalid("jwt claims are not a valid json object"))?;
+    let raw = read_raw(text, rules)?;
 
     // Types first: a claim of the wrong type denies whatever its value says.
-    let exp = date(raw.exp, "`exp` is not a number")?;
-    let nbf = date(raw.nbf, "`nbf` is not a number")?;
-    let iat = date(raw.iat, "`iat` is not a number")?;
-    let iss = string(raw.iss, "`iss` is not a string")?;
-    let aud = strings(raw.aud, "`aud` is not a string or array of strings")?;
-    let jti = string(raw.jti, "`jti` is not a string")?;
+    let [exp, nbf, iat, iss, aud, jti] = raw.registered;
+    let exp = date(exp, "`exp` is not a number")?;
+    let nbf = date(nbf, "`nbf` is not a number")?;
+    let iat = date(iat, "`iat` is not a number")?;
+    let iss = string(iss, "`iss` is not a string")?;
+    let aud = strings(aud, "`aud` is not a string or array of strings")?;
+    let jti = string(jti, "`jti` is not a string")?;
     let principal = string(raw.principal, "principal claim is not a string")?;
     let scopes = strings(
         raw.scopes,
@@ -344,12 +288,13 @@ pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsEr
     let scopes = rules.scopes.as_ref().map(|_| -> Arc<[String]> {
         match &scopes {
             None => Arc::from(Vec::new()),
-            Some(OneOrMany::One(s)) => s
-                .as_str()
-                .split(' ')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(OneOrMany::One(s)) => {
+                // Counted first, so the shared slice is allocated once at
+                // its size (a slice iterator has an exact length; `split` has not).
+                let parts: SmallVec<[&str; 8]> =
+                    s.as_str().split(' ').filter(|p| !p.is_empty()).collect();
+                parts.iter().map(|p| (*p).to_owned()).collect()
+            }
             Some(OneOrMany::Many(list)) => list.iter().map(|s| s.as_str().to_owned()).collect(),
         }
     });
@@ -368,15 +313,15 @@ mod tests {
     use super::*;
 
     fn rules() -> Rules {
-        Rules {
-            issuer: Some("https://iss/".into()),
-            audience: vec!["api".into()],
-            leeway: 30.0,
-            max_lifetime: None,
-            require: vec!["sub".into(), "exp".into()],
-            principal: "sub".into(),
-            scopes: Some("scope".into()),
-        }
+        Rules::new(
+            Some("https://iss/".into()),
+            vec!["api".into()],
+            30.0,
+            None,
+            vec!["sub".into(), "exp".into()],
+            "sub".into(),
+            Some("scope".into()),
+        )
     }
 
     fn ok(j: &str) -> Claims {
@@ -387,8 +332,27 @@ mod tests {
         check(j.as_bytes(), &rules(), 1000.0).unwrap_err()
     }
 
-    fn claim(t: &str) -> Claim<'_> {
-        serde_json::from_str::<Claim<'_>>(t).unwrap()
+    /// `t` read as a claim value (as the member of a one-member object).
+    fn claim(t: &str) -> Claim<'static> {
+        try_claim(t).unwrap()
+    }
+
+    fn try_claim(t: &str) -> Result<Claim<'static>, ReadError> {
+        let doc = format!(r#"{{"x":{t}}}"#);
+        let mut r = ObjectReader::new(&doc)?;
+        r.next_name()?;
+        let v = match r.value()? {
+            Value::Str(s) => Value::Str(Str(s.as_str().to_owned().into())),
+            Value::Strs(l) => {
+                Value::Strs(l.iter().map(|s| Str(s.as_str().to_owned().into())).collect())
+            }
+            Value::Null => Value::Null,
+            Value::Num(n) => Value::Num(n),
+            _ => Value::Other,
+        };
+        r.next_name()?;
+        r.finish()?;
+        Ok(v)
     }
 
     const BASE: &str = r#""iss":"https://iss/","aud":"api","sub":"u1","exp":2000"#;
@@ -457,9 +421,9 @@ mod tests {
         for bad in [r#""1""#, "true", "null", "[1]", "[]", r#"["1"]"#, "{}"] {
             assert_eq!(date(Some(claim(bad)), "x"), Err(invalid("x")), "{bad}");
         }
-        // Out of f64 range: serde_json refuses the number, so the whole
+        // Out of f64 range: the reader refuses the number, so the whole
         // claims set is refused (not valid json), never read as infinity.
-        assert!(serde_json::from_str::<Claim<'_>>("1e999").is_err());
+        assert!(try_claim("1e999").is_err());
         assert_eq!(
             err(r#"{"iss":"https://iss/","aud":"api","sub":"u","exp":1e999}"#),
             invalid("jwt claims are not a valid json object")
@@ -490,7 +454,7 @@ mod tests {
         );
         assert_eq!(claim("[]"), Claim::Strs(Vec::new()));
         // Malformed inside an array that is read through still fails.
-        assert!(serde_json::from_str::<Claim<'_>>(r#"["a",1,{]"#).is_err());
+        assert!(try_claim(r#"["a",1,{]"#).is_err());
         // A configured principal that is also a registered claim is read once
         // and checked by both rules.
         let mut r = rules();

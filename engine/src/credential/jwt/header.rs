@@ -11,11 +11,8 @@
 //! - `cty`: `JWT` (nested token) denies; other values are ignored.
 //! - every other member is ignored, as RFC 7515 asks.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-
-use super::json::{SeenNames, Str};
+use super::json::Str;
+use super::reader::{ObjectReader, ReadError, Value};
 
 /// The members the verifier acts on.
 #[derive(Debug, Default)]
@@ -45,79 +42,44 @@ pub enum HeaderError {
 /// Parses the decoded header bytes.
 pub fn parse(bytes: &[u8]) -> Result<Header<'_>, HeaderError> {
     // UTF-8 checked once over the whole header (RFC 8259 asks for UTF-8
-    // JSON text, ignored members included); the string reader then skips
-    // its per-string check.
+    // JSON text, ignored members included); the reader then slices strings
+    // out of it without checking each again.
     let text = std::str::from_utf8(bytes).map_err(|_| HeaderError::Malformed)?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let header = HeaderSeed.deserialize(&mut de).map_err(|e| classify(&e))?;
-    de.end().map_err(|_| HeaderError::Malformed)?;
-    if header.alg.is_none() {
+    let malformed = |e: ReadError| match e {
+        ReadError::Duplicate => HeaderError::Duplicate,
+        _ => HeaderError::Malformed,
+    };
+    let mut obj = ObjectReader::new(text).map_err(malformed)?;
+    let mut h = Header::default();
+    while let Some(name) = obj.next_name().map_err(malformed)? {
+        match name.as_ref() {
+            "alg" => h.alg = Some(string(obj.value().map_err(malformed)?)?),
+            "kid" => h.kid = Some(string(obj.value().map_err(malformed)?)?),
+            "typ" => h.typ = Some(string(obj.value().map_err(malformed)?)?),
+            "cty" => {
+                let cty = string(obj.value().map_err(malformed)?)?;
+                if cty.as_str().eq_ignore_ascii_case("jwt") {
+                    h.forbidden.get_or_insert("cty");
+                }
+            }
+            name @ ("crit" | "jku" | "x5u" | "jwk" | "x5c" | "b64" | "zip" | "enc") => {
+                obj.skip_value().map_err(malformed)?;
+                h.forbidden.get_or_insert(static_name(name));
+            }
+            _ => obj.skip_value().map_err(malformed)?,
+        }
+    }
+    obj.finish().map_err(malformed)?;
+    if h.alg.is_none() {
         return Err(HeaderError::NoAlg);
     }
-    Ok(header)
+    Ok(h)
 }
 
-const DUPLICATE: &str = "duplicate member";
-
-/// Tells a duplicate member from other malformations (the error text is ours).
-pub(crate) fn is_duplicate(e: &serde_json::Error) -> bool {
-    e.is_data() && e.to_string().starts_with(DUPLICATE)
-}
-
-fn classify(e: &serde_json::Error) -> HeaderError {
-    if is_duplicate(e) {
-        HeaderError::Duplicate
-    } else {
-        HeaderError::Malformed
-    }
-}
-
-struct HeaderSeed;
-
-impl<'de> DeserializeSeed<'de> for HeaderSeed {
-    type Value = Header<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(HeaderVisitor)
-    }
-}
-
-struct HeaderVisitor;
-
-impl<'de> Visitor<'de> for HeaderVisitor {
-    type Value = Header<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a jose header object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut h = Header::default();
-        let mut seen = SeenNames::default();
-        while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
-            let field = name.clone();
-            if !seen.insert(name) {
-                return Err(de::Error::custom(DUPLICATE));
-            }
-            match field.as_ref() {
-                "alg" => h.alg = Some(map.next_value()?),
-                "kid" => h.kid = Some(map.next_value()?),
-                "typ" => h.typ = Some(map.next_value()?),
-                "cty" => {
-                    let cty: Str<'de> = map.next_value()?;
-                    if cty.as_str().eq_ignore_ascii_case("jwt") {
-                        h.forbidden.get_or_insert("cty");
-                    }
-                }
-                name @ ("crit" | "jku" | "x5u" | "jwk" | "x5c" | "b64" | "zip" | "enc") => {
-                    map.next_value::<IgnoredAny>()?;
-                    h.forbidden.get_or_insert(static_name(name));
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(h)
+fn string(v: Value<'_>) -> Result<Str<'_>, HeaderError> {
+    match v {
+        Value::Str(s) => Ok(s),
+        _ => Err(HeaderError::Malformed),
     }
 }
 

@@ -83,15 +83,24 @@ impl<'de> Deserialize<'de> for OneOrMany<'de> {
 ///
 /// A linear scan while the object is small (headers and claims usually
 /// have fewer than a dozen members), a hash set past that, so a token
-/// stuffed with members costs linear time, not quadratic.
-/// The small list lives inline (no allocation per header or claims set).
+/// stuffed with members costs linear time, not quadratic. The scan compares
+/// a tag of each name (its length, first and last bytes) and the names
+/// themselves only when tags agree. The small list lives inline (no
+/// allocation per header or claims set).
 #[derive(Default)]
 pub struct SeenNames<'a> {
-    small: SmallVec<[Cow<'a, str>; LINEAR_LIMIT]>,
+    small: SmallVec<[(u64, Cow<'a, str>); LINEAR_LIMIT]>,
     large: Option<HashSet<Cow<'a, str>>>,
 }
 
 const LINEAR_LIMIT: usize = 16;
+
+fn tag(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let first = b.first().copied().unwrap_or(0);
+    let last = b.last().copied().unwrap_or(0);
+    (b.len() as u64) << 16 | u64::from(first) << 8 | u64::from(last)
+}
 
 impl<'a> SeenNames<'a> {
     /// Records `name`; false if it was already seen.
@@ -99,16 +108,17 @@ impl<'a> SeenNames<'a> {
         if let Some(set) = self.large.as_mut() {
             return set.insert(name);
         }
-        if self.small.contains(&name) {
+        let t = tag(&name);
+        if self.small.iter().any(|(st, s)| *st == t && *s == name) {
             return false;
         }
         if self.small.len() == LINEAR_LIMIT {
-            let mut set: HashSet<Cow<'a, str>> = self.small.drain(..).collect();
+            let mut set: HashSet<Cow<'a, str>> = self.small.drain(..).map(|(_, s)| s).collect();
             set.insert(name);
             self.large = Some(set);
             return true;
         }
-        self.small.push(name);
+        self.small.push((t, name));
         true
     }
 }

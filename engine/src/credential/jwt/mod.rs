@@ -2,7 +2,8 @@
 //! the way RFC 8725 and the CVE history ask (SECURITY.md, docs/jwt.md).
 //!
 //! Pipeline, each step a module: [`compact`] (size, alphabet, three
-//! segments, canonical base64url) → [`header`] (duplicate-free JSON, `alg`,
+//! segments, canonical base64url) → [`header`] (duplicate-free JSON read
+//! by the strict [`reader`], `alg`,
 //! `kid`, `typ`, forbidden members) → [`keyset`] (pick the one key bound to
 //! the token's `alg`) → [`keys`] (signature, aws-lc-rs on keys parsed once)
 //! → [`claims`] (types, time, issuer, audience, principal, scopes) →
@@ -20,6 +21,7 @@ pub mod jwks;
 pub mod keys;
 pub mod keyset;
 pub mod pem;
+pub mod reader;
 pub mod remote;
 pub mod secret;
 pub mod testing;
@@ -173,15 +175,15 @@ impl JwtVerifier {
                 Keys::Remote(registry().entry(url, &algorithms, *refresh, *refetch_min_interval))
             }
         };
-        let rules = claims::Rules {
-            issuer: def.issuer.clone(),
-            audience: def.audience.clone(),
-            leeway: def.leeway.as_secs_f64(),
-            max_lifetime: def.max_lifetime.map(|d| d.as_secs_f64()),
-            require: def.require_claims.clone(),
-            principal: def.principal_claim.clone(),
-            scopes: def.scopes_claim.clone(),
-        };
+        let rules = claims::Rules::new(
+            def.issuer.clone(),
+            def.audience.clone(),
+            def.leeway.as_secs_f64(),
+            def.max_lifetime.map(|d| d.as_secs_f64()),
+            def.require_claims.clone(),
+            def.principal_claim.clone(),
+            def.scopes_claim.clone(),
+        );
         Ok(Self(Box::new(Inner {
             sources: def.sources.clone(),
             algorithms,
