@@ -106,13 +106,14 @@ struct Raw<'a> {
 
 /// A verified token's facts, once the rules passed their type checks.
 #[derive(Debug, Clone)]
-pub struct Claims {
+pub struct Claims<'a> {
     pub exp: Option<f64>,
     pub nbf: Option<f64>,
     pub iat: Option<f64>,
     pub principal: Arc<str>,
     pub scopes: Option<Arc<[String]>>,
-    pub jti: Option<Arc<str>>,
+    /// Borrowed from the payload: copied only into a cache entry.
+    pub jti: Option<Str<'a>>,
 }
 
 /// Why a claims set was refused.
@@ -207,7 +208,7 @@ fn strings<'a>(
 }
 
 /// Reads and checks a claims set. `now` is seconds since the epoch.
-pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsError> {
+pub fn check<'a>(payload: &'a [u8], rules: &Rules, now: f64) -> Result<Claims<'a>, ClaimsError> {
     // UTF-8 checked once for the whole claims set, ignored members included
     // (a string reader over bytes checks only the strings it returns).
     let text = std::str::from_utf8(payload)
@@ -304,7 +305,7 @@ pub fn check(payload: &[u8], rules: &Rules, now: f64) -> Result<Claims, ClaimsEr
         iat,
         principal,
         scopes,
-        jti: jti.map(|j| Arc::from(j.as_str())),
+        jti,
     })
 }
 
@@ -324,8 +325,16 @@ mod tests {
         )
     }
 
-    fn ok(j: &str) -> Claims {
-        check(j.as_bytes(), &rules(), 1000.0).unwrap()
+    fn ok(j: &str) -> Claims<'static> {
+        let c = check(j.as_bytes(), &rules(), 1000.0).unwrap();
+        Claims {
+            exp: c.exp,
+            nbf: c.nbf,
+            iat: c.iat,
+            principal: c.principal,
+            scopes: c.scopes,
+            jti: c.jti.map(|s| Str(s.as_str().to_owned().into())),
+        }
     }
 
     fn err(j: &str) -> ClaimsError {
@@ -459,9 +468,10 @@ mod tests {
         // and checked by both rules.
         let mut r = rules();
         r.principal = "jti".into();
-        let c = check(format!(r#"{{{BASE},"jti":"id-1"}}"#).as_bytes(), &r, 1000.0).unwrap();
+        let doc = format!(r#"{{{BASE},"jti":"id-1"}}"#);
+        let c = check(doc.as_bytes(), &r, 1000.0).unwrap();
         assert_eq!(&*c.principal, "id-1");
-        assert_eq!(c.jti.as_deref(), Some("id-1"));
+        assert_eq!(c.jti.as_ref().map(Str::as_str), Some("id-1"));
     }
 
     #[test]

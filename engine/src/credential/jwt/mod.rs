@@ -273,49 +273,53 @@ impl Inner {
             Ok(p) => p,
             Err(r) => return Outcome::Invalid(r.reason, r.detail),
         };
-        let checked = compact::with_decoded::<PAYLOAD_BUF, _>(payload, |p| {
-            claims::check(p, &self.rules, now_s)
+        // The claims are read and acted on while the decoded payload is
+        // borrowed: `jti` is copied out only into a cache entry.
+        let decided = compact::with_decoded::<PAYLOAD_BUF, _>(payload, |p| {
+            let claims = match claims::check(p, &self.rules, now_s) {
+                Ok(c) => c,
+                Err(claims::ClaimsError::Expired) => {
+                    return Outcome::Invalid(Reason::CredentialExpired, "jwt expired")
+                }
+                Err(claims::ClaimsError::NotYetValid) => {
+                    return Outcome::Invalid(Reason::CredentialExpired, "jwt not valid yet (nbf)")
+                }
+                Err(claims::ClaimsError::Invalid(d)) => {
+                    return Outcome::Invalid(Reason::CredentialInvalid, d)
+                }
+            };
+            if let Some(jti) = &claims.jti {
+                if self.revoked(jti.as_str()) {
+                    return Outcome::Invalid(Reason::CredentialRevoked, "jwt id (jti) revoked");
+                }
+            }
+            let identity = Identity {
+                kind: CredentialType::Jwt,
+                principal: claims.principal,
+                consumer: None,
+                scopes: claims.scopes,
+                fingerprint: None,
+                rate_override: None,
+            };
+            if let (Some(c), Some(d), Some(exp)) = (&self.cache, digest, claims.exp) {
+                c.insert(
+                    d,
+                    cache::Entry {
+                        identity: identity.clone(),
+                        exp: exp + self.rules.leeway,
+                        nbf: claims.nbf,
+                        jti: claims.jti.map(|j| Arc::from(j.as_str())),
+                        generation,
+                    },
+                    now_s,
+                );
+            }
+            Outcome::Valid(identity)
         });
-        let claims = match checked {
-            Err(_) => return Outcome::Invalid(Reason::CredentialInvalid, PAYLOAD_NOT_BASE64),
-            Ok(Ok(c)) => c,
-            Ok(Err(claims::ClaimsError::Expired)) => {
-                return Outcome::Invalid(Reason::CredentialExpired, "jwt expired")
-            }
-            Ok(Err(claims::ClaimsError::NotYetValid)) => {
-                return Outcome::Invalid(Reason::CredentialExpired, "jwt not valid yet (nbf)")
-            }
-            Ok(Err(claims::ClaimsError::Invalid(d))) => {
-                return Outcome::Invalid(Reason::CredentialInvalid, d)
-            }
-        };
-        if let Some(jti) = &claims.jti {
-            if self.revoked(jti) {
-                return Outcome::Invalid(Reason::CredentialRevoked, "jwt id (jti) revoked");
-            }
-        }
-        let identity = Identity {
-            kind: CredentialType::Jwt,
-            principal: claims.principal,
-            consumer: None,
-            scopes: claims.scopes,
-            fingerprint: None,
-            rate_override: None,
-        };
-        if let (Some(c), Some(d), Some(exp)) = (&self.cache, digest, claims.exp) {
-            c.insert(
-                d,
-                cache::Entry {
-                    identity: identity.clone(),
-                    exp: exp + self.rules.leeway,
-                    nbf: claims.nbf,
-                    jti: claims.jti,
-                    generation,
-                },
-                now_s,
-            );
-        }
-        Outcome::Valid(identity)
+        decided.unwrap_or(Outcome::Invalid(
+            Reason::CredentialInvalid,
+            PAYLOAD_NOT_BASE64,
+        ))
     }
 
     /// A cache hit's verdict, or `None` to verify afresh.

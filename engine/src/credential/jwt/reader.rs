@@ -97,7 +97,7 @@ impl<'a> ObjectReader<'a> {
             _ => return Err(Syntax),
         }
         self.first = false;
-        let name = self.string(true)?.ok_or(Syntax)?;
+        let name = self.string()?;
         if !self.seen.insert(name.clone()) {
             return Err(ReadError::Duplicate);
         }
@@ -123,7 +123,7 @@ impl<'a> ObjectReader<'a> {
     pub fn value(&mut self) -> Result<Value<'a>, ReadError> {
         self.skip_ws();
         match self.peek() {
-            Some(b'"') => Ok(Value::Str(Str(self.string(true)?.ok_or(Syntax)?))),
+            Some(b'"') => Ok(Value::Str(Str(self.string()?))),
             Some(b'n') => self.literal(b"null").map(|()| Value::Null),
             Some(b'-' | b'0'..=b'9') => {
                 let text = self.number()?;
@@ -158,7 +158,7 @@ impl<'a> ObjectReader<'a> {
         loop {
             self.skip_ws();
             if all_strings && self.peek() == Some(b'"') {
-                out.push(Str(self.string(true)?.ok_or(Syntax)?));
+                out.push(Str(self.string()?));
             } else {
                 all_strings = false;
                 self.skip_value()?;
@@ -217,9 +217,7 @@ impl<'a> ObjectReader<'a> {
                         continue;
                     }
                 }
-                Some(b'"') => {
-                    self.string(false)?;
-                }
+                Some(b'"') => self.skip_string()?,
                 Some(b'n') => self.literal(b"null")?,
                 Some(b't') => self.literal(b"true")?,
                 Some(b'f') => self.literal(b"false")?,
@@ -266,7 +264,7 @@ impl<'a> ObjectReader<'a> {
         if self.peek() != Some(b'"') {
             return Err(Syntax);
         }
-        self.string(false)?;
+        self.skip_string()?;
         self.skip_ws();
         self.expect(b':')
     }
@@ -339,26 +337,36 @@ impl<'a> ObjectReader<'a> {
         Ok(())
     }
 
-    /// A string at `"`. With `keep`, its unescaped value (borrowed when it
-    /// has no escapes); without, only checked. Every position where the
-    /// scan stops is an ASCII byte, so the slices are on char boundaries
-    /// (the document is already `&str`).
-    fn string(&mut self, keep: bool) -> Result<Option<Cow<'a, str>>, ReadError> {
+    /// A string at `"`, unescaped: borrowed from the document when it has
+    /// no escapes. Every position where the scan stops is an ASCII byte,
+    /// so the slices are on char boundaries (the document is a `&str`).
+    fn string(&mut self) -> Result<Cow<'a, str>, ReadError> {
         self.expect(b'"')?;
         let start = self.pos;
-        let plain_end = self.plain_run();
-        match self.peek() {
-            Some(b'"') => {
-                self.pos += 1;
-                return Ok(if keep {
-                    Some(Cow::Borrowed(self.text.get(start..plain_end).ok_or(Syntax)?))
-                } else {
-                    None
-                });
-            }
-            Some(b'\\') => {}
-            _ => return Err(Syntax),
+        let end = self.plain_run();
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return self.text.get(start..end).map(Cow::Borrowed).ok_or(Syntax);
         }
+        self.escaped(start, end, true).map(Cow::Owned)
+    }
+
+    /// A string at `"`, only checked.
+    fn skip_string(&mut self) -> Result<(), ReadError> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let end = self.plain_run();
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.escaped(start, end, false).map(drop)
+    }
+
+    /// The rest of a string whose plain run `start..plain_end` stopped at
+    /// an escape, a control character or the end; with `keep`, its value.
+    #[cold]
+    fn escaped(&mut self, start: usize, plain_end: usize, keep: bool) -> Result<String, ReadError> {
         let mut out = String::new();
         if keep {
             out.push_str(self.text.get(start..plain_end).ok_or(Syntax)?);
@@ -367,7 +375,7 @@ impl<'a> ObjectReader<'a> {
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(keep.then_some(Cow::Owned(out)));
+                    return Ok(out);
                 }
                 Some(b'\\') => {
                     self.pos += 1;
