@@ -378,14 +378,14 @@ impl App {
             }
         };
         // The body (if a gateway sent one) is never read: decisions are on the head.
-        let scan = Scan::of(req.headers(), &policy.credential_headers);
+        let mut scan = Scan::of(req.headers(), &policy.credential_headers);
         SPARE.with(|spare| {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;
             if let Err(e) = translate::target_into(&scan, &mut request.method, &mut request.path) {
                 return self.forward_auth_refusal(style, "missing_target", &e.to_string());
             }
-            if let Err(e) = self.gateway_request(request, req.uri(), peer, scan) {
+            if let Err(e) = self.gateway_request(request, req.uri(), peer, &mut scan) {
                 return self.forward_auth_refusal(style, "bad_host", &e.to_string());
             }
             let d = self.decide(Endpoint::ForwardAuth, policy, request, false);
@@ -402,12 +402,12 @@ impl App {
         request: &mut portcullis_engine::Request,
         uri: &hyper::Uri,
         peer: Peer,
-        scan: Scan<'_>,
+        scan: &mut Scan<'_>,
     ) -> Result<(), crate::client_addr::HostError> {
-        decision_host_into(uri, &scan, peer.trusted, &mut request.host)?;
+        decision_host_into(uri, scan, peer.trusted, &mut request.host)?;
         request.source_ip =
-            client_ip_of(peer.addr, peer.trusted, &self.inner.settings.trusted, &scan);
-        request.headers = scan.credentials;
+            client_ip_of(peer.addr, peer.trusted, &self.inner.settings.trusted, scan);
+        request.headers = std::mem::take(&mut scan.credentials);
         Ok(())
     }
 
@@ -434,7 +434,7 @@ impl App {
                 )
             }
         };
-        let scan = Scan::of(req.headers(), &policy.credential_headers);
+        let mut scan = Scan::of(req.headers(), &policy.credential_headers);
         let d: Result<Decision, crate::client_addr::HostError> = SPARE.with(|spare| {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;
@@ -443,7 +443,7 @@ impl App {
             request.method.make_ascii_uppercase();
             request.path.clear();
             request.path.push_str(original);
-            self.gateway_request(request, req.uri(), peer, scan)?;
+            self.gateway_request(request, req.uri(), peer, &mut scan)?;
             let d = self.decide(Endpoint::ExtAuthz, policy, request, false);
             request.headers = Headers::new();
             Ok(d)
