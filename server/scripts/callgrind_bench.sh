@@ -3,7 +3,10 @@
 # bare hyper baseline: steadier than CPU time on a busy machine.
 #
 #   server/scripts/callgrind_bench.sh portcullis     # or: bare
+#   ENDPOINT=ext-authz server/scripts/callgrind_bench.sh portcullis
 #
+# ENDPOINT (forward-auth or ext-authz) picks the question and its headers;
+# the bare server gets the same request, so the two parse the same head.
 # One worker thread; wrk (4 connections) warms up, callgrind's counters are
 # zeroed, wrk runs 5 s, the counters are dumped and divided by the requests
 # wrk completed. Needs valgrind and wrk. Leaves callgrind.NAME.* in $OUT
@@ -35,10 +38,23 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "$name did not start" >&2; cat "$out/$name.stderr" >&2; exit 1; }
-headers=(-H "x-api-key: $key" -H "x-forwarded-method: GET" -H "x-forwarded-uri: /v1/charges/ch_1"
-         -H "x-forwarded-host: api.example.com" -H "x-forwarded-proto: https"
-         -H "x-forwarded-for: 198.51.100.7")
-url="http://$addr/v1/forward-auth"
+case "${ENDPOINT:-forward-auth}" in
+  forward-auth)
+    path=/v1/forward-auth
+    headers=(-H "x-api-key: $key" -H "x-forwarded-method: GET" -H "x-forwarded-uri: /v1/charges/ch_1"
+             -H "x-forwarded-host: api.example.com" -H "x-forwarded-proto: https"
+             -H "x-forwarded-for: 198.51.100.7") ;;
+  ext-authz)
+    path=/v1/ext-authz/v1/charges/ch_1
+    headers=(-H "x-api-key: $key" -H "Host: api.example.com" -H "x-forwarded-for: 198.51.100.7") ;;
+  *) echo "ENDPOINT must be forward-auth or ext-authz" >&2; exit 1 ;;
+esac
+url="http://$addr$path"
+if [ "$name" = portcullis ]; then
+  # The decision must be an allow, or we would measure denials.
+  check=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "$url")
+  [ "$check" = 200 ] || { echo "the benchmark request is not allowed (HTTP $check)" >&2; exit 1; }
+fi
 wrk -t1 -c4 -d3s "${headers[@]}" "$url" >/dev/null
 callgrind_control -z "$vpid" >/dev/null 2>&1
 n=$(wrk -t1 -c4 -d5s "${headers[@]}" "$url" | awk '/requests in/ {print $1}')
@@ -46,4 +62,4 @@ callgrind_control -d "$vpid" >/dev/null 2>&1
 sleep 1
 file=$(ls -t "$out/callgrind.$name."* | head -n1)
 total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "$name: $n requests, $((total / n)) instructions per request ($file)"
+echo "$name ${ENDPOINT:-forward-auth}: $n requests, $((total / n)) instructions per request ($file)"

@@ -135,12 +135,14 @@ impl App {
                 }
                 _ => respond::method_not_allowed("POST"),
             },
-            "/v1/forward-auth" => self.forward_auth(peer, req),
+            // Gateway questions borrow the request: it is dropped where it
+            // lies instead of being moved (copied) through every call.
+            "/v1/forward-auth" => self.forward_auth(peer, &req),
             p if p == EXT_AUTHZ_PREFIX
                 || p.strip_prefix(EXT_AUTHZ_PREFIX)
                     .is_some_and(|rest| rest.starts_with('/')) =>
             {
-                self.ext_authz(peer, req)
+                self.ext_authz(peer, &req)
             }
             "/healthz" => read_only(&req, || {
                 respond::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
@@ -349,11 +351,16 @@ impl App {
         }
     }
 
-    fn forward_auth(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn forward_auth(&self, peer: Peer, req: &Request<Incoming>) -> Resp {
         self.with_policy(|snapshot| self.forward_auth_on(&snapshot.policy, peer, req))
     }
 
-    fn forward_auth_on(&self, policy: &CompiledPolicy, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn forward_auth_on(
+        &self,
+        policy: &CompiledPolicy,
+        peer: Peer,
+        req: &Request<Incoming>,
+    ) -> Resp {
         let style = match query_value(req.uri().query(), "mode") {
             None => match self.inner.settings.forward_mode {
                 ForwardAuthMode::Standard => Style::Standard,
@@ -371,15 +378,14 @@ impl App {
             }
         };
         // The body (if a gateway sent one) is never read: decisions are on the head.
-        let (parts, _body) = req.into_parts();
-        let scan = Scan::of(&parts.headers, &policy.credential_headers);
+        let mut scan = Scan::of(req.headers(), &policy.credential_headers);
         SPARE.with(|spare| {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;
             if let Err(e) = translate::target_into(&scan, &mut request.method, &mut request.path) {
                 return self.forward_auth_refusal(style, "missing_target", &e.to_string());
             }
-            if let Err(e) = self.gateway_request(request, &parts.uri, peer, scan) {
+            if let Err(e) = self.gateway_request(request, req.uri(), peer, &mut scan) {
                 return self.forward_auth_refusal(style, "bad_host", &e.to_string());
             }
             let d = self.decide(Endpoint::ForwardAuth, policy, request, false);
@@ -396,28 +402,27 @@ impl App {
         request: &mut portcullis_engine::Request,
         uri: &hyper::Uri,
         peer: Peer,
-        scan: Scan<'_>,
+        scan: &mut Scan<'_>,
     ) -> Result<(), crate::client_addr::HostError> {
-        decision_host_into(uri, &scan, peer.trusted, &mut request.host)?;
+        decision_host_into(uri, scan, peer.trusted, &mut request.host)?;
         request.source_ip =
-            client_ip_of(peer.addr, peer.trusted, &self.inner.settings.trusted, &scan);
-        request.headers = scan.credentials;
+            client_ip_of(peer.addr, peer.trusted, &self.inner.settings.trusted, scan);
+        request.headers = std::mem::take(&mut scan.credentials);
         Ok(())
     }
 
-    fn ext_authz(&self, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn ext_authz(&self, peer: Peer, req: &Request<Incoming>) -> Resp {
         self.with_policy(|snapshot| self.ext_authz_on(snapshot, peer, req))
     }
 
-    fn ext_authz_on(&self, snapshot: &mut Snapshot, peer: Peer, req: Request<Incoming>) -> Resp {
+    fn ext_authz_on(&self, snapshot: &mut Snapshot, peer: Peer, req: &Request<Incoming>) -> Resp {
         let Snapshot {
             policy,
             envoy_remove: remove_cache,
             ..
         } = snapshot;
         let policy: &CompiledPolicy = policy;
-        let (parts, _body) = req.into_parts();
-        let full = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+        let full = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
         let original = match full.strip_prefix(EXT_AUTHZ_PREFIX) {
             Some(rest) if rest.starts_with('/') => rest,
             _ => {
@@ -429,16 +434,16 @@ impl App {
                 )
             }
         };
-        let scan = Scan::of(&parts.headers, &policy.credential_headers);
+        let mut scan = Scan::of(req.headers(), &policy.credential_headers);
         let d: Result<Decision, crate::client_addr::HostError> = SPARE.with(|spare| {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;
             request.method.clear();
-            request.method.push_str(parts.method.as_str());
+            request.method.push_str(req.method().as_str());
             request.method.make_ascii_uppercase();
             request.path.clear();
             request.path.push_str(original);
-            self.gateway_request(request, &parts.uri, peer, scan)?;
+            self.gateway_request(request, req.uri(), peer, &mut scan)?;
             let d = self.decide(Endpoint::ExtAuthz, policy, request, false);
             request.headers = Headers::new();
             Ok(d)

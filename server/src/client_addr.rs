@@ -6,7 +6,7 @@
 //! skipping trusted proxies: the first untrusted hop is the client, because
 //! everything to its left was written by the client itself.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use hyper::Uri;
 use ipnet::IpNet;
@@ -65,8 +65,20 @@ pub fn client_ip_of(
         let mut leftmost = peer_ip;
         // Right to left over every value of every X-Forwarded-For header.
         for value in headers.forwarded_for.iter().rev() {
-            let text = std::str::from_utf8(value.as_bytes()).ok()?;
-            for hop in text.rsplit(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let text = crate::scan::text(value).ok()?;
+            // One address with nothing around it (what a proxy writes when
+            // it is the only one) needs no splitting or trimming.
+            let single = !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| (b'!'..=b'~').contains(&b) && b != b',');
+            let split =
+                (!single).then(|| text.rsplit(',').map(str::trim).filter(|s| !s.is_empty()));
+            let hops = single
+                .then_some(text)
+                .into_iter()
+                .chain(split.into_iter().flatten());
+            for hop in hops {
                 let ip = parse_hop(hop)?;
                 if !trusted.contains(ip) {
                     return Some(ip);
@@ -79,9 +91,9 @@ pub fn client_ip_of(
     }
     match headers.real_ip {
         Slot::Absent => Some(peer_ip),
-        Slot::One(v) => std::str::from_utf8(v.as_bytes())
+        Slot::One(v) => crate::scan::text(v)
             .ok()
-            .and_then(|s| parse_hop(s.trim())),
+            .and_then(|s| parse_hop(crate::scan::trim(s))),
         // Two X-Real-IP headers: no way to tell which one the proxy wrote.
         Slot::Repeated => None,
     }
@@ -89,6 +101,9 @@ pub fn client_ip_of(
 
 /// One `X-Forwarded-For` element: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:443`.
 fn parse_hop(s: &str) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(s.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
@@ -96,6 +111,43 @@ fn parse_hop(s: &str) -> Option<IpAddr> {
         return Some(canonical(sa.ip()));
     }
     None
+}
+
+/// A dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` accepts
+/// one (four decimal groups of 1 to 3 digits, each at most 255, no leading
+/// zero), in a fraction of its instructions; `None` for anything else,
+/// which then goes through the standard parser.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut group = 0usize;
+    // The value of the group being read, and how many digits it has.
+    let mut n: u16 = 0;
+    let mut digits = 0u8;
+    for &b in s {
+        if b == b'.' {
+            if digits == 0 {
+                return None;
+            }
+            *octets.get_mut(group)? = u8::try_from(n).ok()?;
+            group += 1;
+            n = 0;
+            digits = 0;
+        } else if b.is_ascii_digit() {
+            // No leading zero ("01" could be read as octal), at most 3 digits.
+            if (digits == 1 && n == 0) || digits == 3 {
+                return None;
+            }
+            n = n * 10 + u16::from(b - b'0');
+            digits += 1;
+        } else {
+            return None;
+        }
+    }
+    if group != 3 || digits == 0 {
+        return None;
+    }
+    *octets.get_mut(3)? = u8::try_from(n).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// A request's host headers that cannot be read unambiguously.
@@ -147,14 +199,14 @@ fn raw_decision_host<'a, 'h: 'a>(
     if peer_trusted {
         if let Some(v) = single(headers.forwarded_host, "x-forwarded-host")? {
             // A list means chained proxies; the first is what the client asked for.
-            let first = v.split(',').next().unwrap_or("").trim();
+            let first = crate::scan::trim(crate::scan::before_comma(v));
             if !first.is_empty() {
                 return Ok(Some(first));
             }
         }
     }
     if let Some(v) = single(headers.host, "host")? {
-        let v = v.trim();
+        let v = crate::scan::trim(v);
         if !v.is_empty() {
             return Ok(Some(v));
         }
@@ -167,10 +219,13 @@ fn raw_decision_host<'a, 'h: 'a>(
 /// else (upper case, a trailing dot, an IPv6 literal, spaces) goes through
 /// [`normalize_host`] itself.
 fn normalize_into(host: &str, out: &mut String) {
-    let name = match host.rsplit_once(':') {
+    // A byte loop rather than `rsplit_once`'s searcher: host values are short.
+    let name = match host.bytes().rposition(|b| b == b':') {
         None => host,
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        Some(_) => return out.push_str(&normalize_host(host)),
+        Some(i) => match (host.get(..i), host.get(i + 1..)) {
+            (Some(name), Some(port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => return out.push_str(&normalize_host(host)),
+        },
     };
     let plain = !name.is_empty()
         && !name.ends_with('.')
@@ -187,7 +242,7 @@ fn normalize_into(host: &str, out: &mut String) {
 fn single<'a>(slot: Slot<'a>, shown: &'static str) -> Result<Option<&'a str>, HostError> {
     match slot {
         Slot::Absent => Ok(None),
-        Slot::One(v) => std::str::from_utf8(v.as_bytes())
+        Slot::One(v) => crate::scan::text(v)
             .map(Some)
             .map_err(|_| HostError::Ambiguous(shown)),
         Slot::Repeated => Err(HostError::Ambiguous(shown)),
@@ -227,6 +282,45 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_ipv4_fast_path_accepts_what_std_accepts() {
+        let mut cases: Vec<String> = [
+            "",
+            ".",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3.0004",
+            "1..2.3",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            "1.2.3.4 ",
+            "1.2.3.a",
+            "198.51.100.7",
+            "1.2.3.4:80",
+            "::1",
+            "00.1.1.1",
+            "10.0.0.010",
+            "999.1.1.1",
+        ]
+        .map(String::from)
+        .to_vec();
+        for a in [0, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255, 256, 300, 999] {
+            cases.push(format!("{a}.{a}.0.{a}"));
+        }
+        for c in &cases {
+            assert_eq!(
+                parse_ipv4(c.as_bytes()),
+                c.parse::<Ipv4Addr>().ok(),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

@@ -436,6 +436,12 @@ fn ambiguous_framing(req: &Request<Incoming>) -> Option<&'static str> {
         // h2 frames bodies itself and refuses `transfer-encoding`.
         return None;
     }
+    // hyper gives every HTTP/1 request it accepted with a
+    // `Transfer-Encoding` a chunked body, never an empty one: a request
+    // without a body (every gateway question) needs no header lookup.
+    if hyper::body::Body::is_end_stream(req.body()) {
+        return None;
+    }
     let mut te = req
         .headers()
         .get_all(hyper::header::TRANSFER_ENCODING)

@@ -220,8 +220,9 @@ struct IdentityValues {
     _scopes: Option<Arc<[String]>>,
     _credential: Option<Arc<str>>,
     /// The headers of an allow for this identity, `x-auth-reason` included,
-    /// under the names they were built with; by `every_identity`.
-    allow_headers: [Option<AllowHeaders>; 2],
+    /// under the names they were built with; by `every_identity`, and with
+    /// or without an extra header (Envoy's list of headers to remove).
+    allow_headers: [Option<AllowHeaders>; 4],
 }
 
 /// A ready header map of an allow: cloning it costs two allocations and
@@ -229,6 +230,8 @@ struct IdentityValues {
 struct AllowHeaders {
     /// The names it was built with (a reload can rename the headers).
     names: Arc<IdentityNames>,
+    /// The extra header it was built with (a reload can change it).
+    extra: Option<(HeaderName, HeaderValue)>,
     headers: HeaderMap,
 }
 
@@ -277,7 +280,7 @@ fn render_identity(d: &Decision) -> Option<IdentityValues> {
         _consumer: p.and_then(|p| p.consumer.clone()),
         _scopes: p.map(|p| Arc::clone(&p.scopes)),
         _credential: d.credential.clone(),
-        allow_headers: [None, None],
+        allow_headers: [None, None, None, None],
     })
 }
 
@@ -297,14 +300,15 @@ fn with_identity<R>(d: &Decision, f: impl FnOnce(&mut IdentityValues) -> R) -> O
     let key = identity_key(d);
     IDENTITY_VALUES.with(|cell| {
         let mut cache = cell.borrow_mut();
-        if !cache.contains_key(&key) {
-            let rendered = render_identity(d)?;
-            if cache.len() >= IDENTITY_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(key, rendered);
+        // One hash lookup for the common case, a principal seen before.
+        if let Some(v) = cache.get_mut(&key) {
+            return Some(f(v));
         }
-        cache.get_mut(&key).map(f)
+        let rendered = render_identity(d)?;
+        if cache.len() >= IDENTITY_CACHE_MAX {
+            cache.clear();
+        }
+        Some(f(cache.entry(key).or_insert(rendered)))
     })
 }
 
@@ -340,25 +344,35 @@ fn write_empty_identity(h: &mut HeaderMap, names: &IdentityHeaderNames, wrote: [
 }
 
 /// The headers of a plain allow (reason `allowed`, no protocol headers)
-/// with an identity: `x-auth-reason` and the identity headers, built once
-/// per thread, principal and header names, then cloned. `None`: a value is
-/// not writable.
+/// with an identity: `x-auth-reason`, the identity headers and `extra`,
+/// built once per thread, principal, header names and extra header, then
+/// cloned. Adding the extra header to a clone instead cost more than the
+/// clone itself: hashing its long name, and growing the map's two tables.
+/// `None`: a value is not writable.
 fn allow_headers(
     d: &Decision,
     names: &IdentityHeaderNames,
     every_identity: bool,
+    extra: Option<(&HeaderName, HeaderValue)>,
 ) -> Option<HeaderMap> {
     with_identity(d, |v| {
-        let i = usize::from(every_identity);
+        let i = usize::from(every_identity) | usize::from(extra.is_some()) << 1;
         if let Some(Some(t)) = v.allow_headers.get(i) {
-            if Arc::ptr_eq(&t.names, &names.source) {
+            let same_extra = match (&t.extra, &extra) {
+                (None, None) => true,
+                (Some((built_name, built_value)), Some((name, value))) => {
+                    built_name == *name && built_value == value
+                }
+                _ => false,
+            };
+            if same_extra && Arc::ptr_eq(&t.names, &names.source) {
                 return Some(t.headers.clone());
             }
         }
         // This thread's own copies of the names, so that cloning them for
         // each answer counts references on memory no other thread writes.
         let own = IdentityHeaderNames::build(&names.source)?;
-        let mut h = HeaderMap::with_capacity(5);
+        let mut h = HeaderMap::with_capacity(6);
         h.insert(
             X_AUTH_REASON.clone(),
             HeaderValue::from_static(Reason::Allowed.as_str()),
@@ -367,9 +381,13 @@ fn allow_headers(
         if every_identity {
             write_empty_identity(&mut h, &own, wrote);
         }
+        if let Some((name, value)) = &extra {
+            h.insert((*name).clone(), value.clone());
+        }
         let built = h.clone();
         *v.allow_headers.get_mut(i)? = Some(AllowHeaders {
             names: Arc::clone(&names.source),
+            extra: extra.map(|(name, value)| (name.clone(), value)),
             headers: h,
         });
         Some(built)
@@ -409,12 +427,9 @@ pub fn decision(
     if d.allow && d.reason == Reason::Allowed && d.headers.is_empty() && d.identity_names.is_some()
     {
         if let Some(names) = identity {
-            let Some(mut h) = allow_headers(d, names, every_identity) else {
+            let Some(h) = allow_headers(d, names, every_identity, extra_on_allow) else {
                 return unwritable();
             };
-            if let Some((n, v)) = extra_on_allow {
-                h.insert(n.clone(), v);
-            }
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = code;
             *r.headers_mut() = h;

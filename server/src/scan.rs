@@ -75,6 +75,42 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// A header value as text, as `std::str::from_utf8` reads it.
+///
+/// `HeaderValue::to_str` first: for the short values of a gateway's
+/// headers (a method, a path, a host, an address) its byte loop costs half
+/// of `from_utf8`. It accepts only visible ASCII and tabs, which
+/// `from_utf8` reads the same; anything else goes through `from_utf8`.
+pub fn text(v: &HeaderValue) -> Result<&str, std::str::Utf8Error> {
+    match v.to_str() {
+        Ok(s) => Ok(s),
+        Err(_) => std::str::from_utf8(v.as_bytes()),
+    }
+}
+
+/// `s.trim()`, without its search when there is nothing to trim: the
+/// common case, a value with no whitespace around it. Bytes from `!` to
+/// `~` are never whitespace, so when both ends are such bytes the value
+/// is returned as is; anything else goes through `str::trim`.
+pub fn trim(s: &str) -> &str {
+    let plain = |b: &u8| (b'!'..=b'~').contains(b);
+    match s.as_bytes() {
+        [first, .., last] if plain(first) && plain(last) => s,
+        [only] if plain(only) => s,
+        _ => s.trim(),
+    }
+}
+
+/// The part of `s` before its first `,` (all of it if there is none); a
+/// byte loop, cheaper than a searcher for the short values of headers.
+pub fn before_comma(s: &str) -> &str {
+    match s.bytes().position(|b| b == b',') {
+        // `,` is ASCII: `i` is a character boundary.
+        Some(i) => s.get(..i).unwrap_or(""),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +132,45 @@ mod tests {
         assert_eq!(s.forwarded_for.len(), 2);
         assert_eq!(s.credentials.len(), 1);
         assert_eq!(s.credentials.get_one("x-api-key"), HeaderLookup::NotUtf8);
+    }
+
+    #[test]
+    fn text_reads_as_from_utf8() {
+        for bytes in [
+            &b""[..],
+            b"GET",
+            b"a\tb",
+            b"caf\xc3\xa9",
+            b"pk_\xff",
+            b"\x80",
+            b" x ",
+        ] {
+            let v = HeaderValue::from_bytes(bytes).unwrap();
+            assert_eq!(text(&v).ok(), std::str::from_utf8(bytes).ok(), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn trim_and_before_comma_match_std() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\t",
+            "a b",
+            "\u{a0}a",
+            "a\u{2003}",
+            "é",
+            "x,y",
+            ",",
+            "a,",
+            " a , b",
+            "\u{b}a",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+            assert_eq!(before_comma(s), s.split(',').next().unwrap_or(""), "{s:?}");
+        }
     }
 }

@@ -42,8 +42,8 @@ pub struct Target {
 fn one<'a>(slot: Slot<'a>, shown: &'static str) -> Result<Option<&'a str>, TargetError> {
     match slot {
         Slot::Absent => Ok(None),
-        Slot::One(v) => std::str::from_utf8(v.as_bytes())
-            .map(|s| Some(s.trim()))
+        Slot::One(v) => crate::scan::text(v)
+            .map(|s| Some(crate::scan::trim(s)))
             .map_err(|_| TargetError::Unreadable(shown)),
         Slot::Repeated => Err(TargetError::Unreadable(shown)),
     }

@@ -96,6 +96,10 @@ struct FastEntry {
 struct FastCounters {
     generation: u64,
     map: FxHashMap<FastKey, FastEntry>,
+    /// The last key counted and its counter (pinned by its entry in `map`):
+    /// a server mostly answers the same question, and comparing a key
+    /// costs less than hashing it and probing the map.
+    last: Option<(FastKey, ShardedCounter)>,
 }
 
 static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -267,9 +271,18 @@ impl Metrics {
             if fast.generation != generation {
                 fast.generation = generation;
                 fast.map.clear();
+                fast.last = None;
+            }
+            if let Some((last, counter)) = &fast.last {
+                if *last == key {
+                    counter.inc();
+                    return;
+                }
             }
             if let Some(hit) = fast.map.get(&key) {
                 hit.counter.inc();
+                let counter = hit.counter.clone();
+                fast.last = Some((key, counter));
                 return;
             }
             let labels = DecisionLabels {
@@ -284,6 +297,7 @@ impl Metrics {
             };
             let counter = self.decisions.get_or_create(&labels).clone();
             counter.inc();
+            fast.last = Some((key, counter.clone()));
             fast.map.insert(
                 key,
                 FastEntry {
