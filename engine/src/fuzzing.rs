@@ -390,9 +390,9 @@ pub fn json_reader(data: &[u8]) {
                 assert_eq!(name, their_name, "{text:?}");
                 let same = match (v, t) {
                     (Value::Null, serde_json::Value::Null) => true,
-                    (Value::Num(a), serde_json::Value::Number(b)) => b
-                        .as_f64()
-                        .is_some_and(|b| (a - b).abs() <= a.abs() * 1e-15),
+                    (Value::Num(a), serde_json::Value::Number(b)) => {
+                        b.as_f64().is_some_and(|b| (a - b).abs() <= a.abs() * 1e-15)
+                    }
                     (Value::Str(a), serde_json::Value::String(b)) => a.as_str() == b,
                     (Value::Strs(a), serde_json::Value::Array(b)) => {
                         a.len() == b.len()
@@ -411,10 +411,9 @@ pub fn json_reader(data: &[u8]) {
             has_duplicate(&theirs),
             "the reader saw a duplicate that is not there: {text:?}"
         ),
-        (Ok(_), Err(_)) | (Err(_), Ok(_)) => assert!(
-            excused,
-            "the reader and serde_json disagree on {text:?}"
-        ),
+        (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+            assert!(excused, "the reader and serde_json disagree on {text:?}")
+        }
         (Err(_), Err(_)) => {}
     }
 }
@@ -459,9 +458,11 @@ fn has_duplicate(members: &[(String, serde_json::Value)]) -> bool {
 /// nesting near serde_json's limit?
 pub fn json_reader_may_differ(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    let surrogate = ["\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf"]
-        .iter()
-        .any(|p| lower.contains(p));
+    let surrogate = [
+        "\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf",
+    ]
+    .iter()
+    .any(|p| lower.contains(p));
     let bytes = lower.as_bytes();
     // An exponent of three digits or more after a digit (`1e400`), or a
     // digit run long enough to overflow by itself.

@@ -57,8 +57,10 @@ fn string() -> impl Strategy<Value = String> {
 /// A member name: mostly claim names, so duplicates happen.
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::sample::select(vec!["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "scope", "alg", "kid"])
-            .prop_map(|n| format!("\"{n}\"")),
+        prop::sample::select(vec![
+            "exp", "iat", "nbf", "iss", "aud", "sub", "jti", "scope", "alg", "kid"
+        ])
+        .prop_map(|n| format!("\"{n}\"")),
         Just("\"\\u0065xp\"".to_string()),
         string(),
     ]

@@ -11,6 +11,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use hyper::{Method, Request, StatusCode};
 use portcullis_engine::compile::CompiledPolicy;
+use portcullis_engine::credential::Verifier;
 use portcullis_engine::{DecideOptions, Decision, Engine, Headers};
 
 use crate::cli::ForwardAuthMode;
@@ -73,6 +74,40 @@ struct Snapshot {
     /// `x-envoy-auth-headers-to-remove`, by which identity headers an allow
     /// sets (see [`identity_mask`]); `None` until first needed.
     envoy_remove: [Option<Option<HeaderValue>>; 16],
+    /// The policy's credential headers without the client-certificate
+    /// ones: what is read from a peer that is not a trusted proxy.
+    untrusted_credential_headers: Vec<String>,
+}
+
+/// The credential headers to read from `peer`.
+fn credential_headers_for(snapshot: &Snapshot, peer: Peer) -> &[String] {
+    if peer.trusted {
+        &snapshot.policy.credential_headers
+    } else {
+        &snapshot.untrusted_credential_headers
+    }
+}
+
+/// The credential headers a peer outside `--trusted-proxies` may send: a
+/// client-certificate header (XFCC, a PEM header, its verification status)
+/// says what a TLS-terminating proxy saw, so only a trusted proxy may set
+/// it. From anyone else it is ignored, and an mTLS credential is absent.
+fn untrusted_credential_headers(policy: &CompiledPolicy) -> Vec<String> {
+    let cert_headers: Vec<&str> = policy
+        .credentials
+        .iter()
+        .filter_map(|c| match &c.verifier {
+            Verifier::Mtls(m) => Some(m.header_names()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    policy
+        .credential_headers
+        .iter()
+        .filter(|h| !cert_headers.contains(&h.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The cached `x-envoy-auth-headers-to-remove` for `mask`, computed on first use.
@@ -187,11 +222,15 @@ impl App {
             if !fresh {
                 *current = None;
             }
-            let snapshot = current.get_or_insert_with(|| Snapshot {
-                engine: Arc::downgrade(engine),
-                generation,
-                policy: engine.policy(),
-                envoy_remove: Default::default(),
+            let snapshot = current.get_or_insert_with(|| {
+                let policy = engine.policy();
+                Snapshot {
+                    engine: Arc::downgrade(engine),
+                    generation,
+                    untrusted_credential_headers: untrusted_credential_headers(&policy),
+                    policy,
+                    envoy_remove: Default::default(),
+                }
             });
             f(snapshot)
         })
@@ -352,12 +391,16 @@ impl App {
     }
 
     fn forward_auth(&self, peer: Peer, req: &Request<Incoming>) -> Resp {
-        self.with_policy(|snapshot| self.forward_auth_on(&snapshot.policy, peer, req))
+        self.with_policy(|snapshot| {
+            let names = credential_headers_for(snapshot, peer);
+            self.forward_auth_on(&snapshot.policy, names, peer, req)
+        })
     }
 
     fn forward_auth_on(
         &self,
         policy: &CompiledPolicy,
+        credential_headers: &[String],
         peer: Peer,
         req: &Request<Incoming>,
     ) -> Resp {
@@ -378,7 +421,7 @@ impl App {
             }
         };
         // The body (if a gateway sent one) is never read: decisions are on the head.
-        let mut scan = Scan::of(req.headers(), &policy.credential_headers);
+        let mut scan = Scan::of(req.headers(), credential_headers);
         SPARE.with(|spare| {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;
@@ -419,8 +462,14 @@ impl App {
         let Snapshot {
             policy,
             envoy_remove: remove_cache,
+            untrusted_credential_headers,
             ..
         } = snapshot;
+        let names: &[String] = if peer.trusted {
+            &policy.credential_headers
+        } else {
+            untrusted_credential_headers
+        };
         let policy: &CompiledPolicy = policy;
         let full = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
         let original = match full.strip_prefix(EXT_AUTHZ_PREFIX) {
@@ -434,7 +483,7 @@ impl App {
                 )
             }
         };
-        let mut scan = Scan::of(req.headers(), &policy.credential_headers);
+        let mut scan = Scan::of(req.headers(), names);
         let d: Result<Decision, crate::client_addr::HostError> = SPARE.with(|spare| {
             let mut guard = spare.borrow_mut();
             let request = &mut *guard;

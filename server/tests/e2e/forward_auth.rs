@@ -298,3 +298,109 @@ async fn server_wide_nginx_mode() {
     let r = send(p.addr, "GET", "/v1/forward-auth?mode=standard", &h, "").await;
     assert_eq!(r.status, 400);
 }
+
+/// A client-certificate header says what a TLS-terminating proxy saw, so it
+/// is read only from a trusted proxy (`--trusted-proxies`, loopback by
+/// default): a client that reaches Portcullis directly cannot claim a
+/// certificate by sending the header itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_headers_only_from_trusted_proxies() {
+    let pki = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/data/pki");
+    let fx = Fixture::with_policy(
+        r#"
+version: 1
+credentials:
+  edge_cert:
+    type: mtls
+    in: pem_header:x-ssl-client-cert
+    verify_header: x-ssl-client-verify
+    allow:
+      subjects: ["CN=client.portcullis.test,O=Portcullis Test"]
+    grants: [internal:call]
+  mesh:
+    type: mtls
+    in: xfcc
+    allow:
+      spiffe_ids: ["spiffe://portcullis.test/ns/billing/*"]
+routes:
+  - name: internal
+    match: {path: "/internal/**"}
+    require: edge_cert
+  - name: mesh
+    match: {path: "/mesh/**"}
+    require: mesh
+"#,
+    );
+    let pem = std::fs::read_to_string(pki.join("client.pem")).unwrap();
+    // nginx's `$ssl_client_escaped_cert`: the PEM, URL-escaped.
+    let escaped: String = pem
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    // Envoy's default XFCC element: the proxy vouches for the certificate's
+    // hash and URI SAN.
+    let spiffe_pem = std::fs::read_to_string(pki.join("spiffe.pem")).unwrap();
+    let der = portcullis_engine::credential::mtls::pem::certificates(&spiffe_pem)
+        .unwrap()
+        .remove(0);
+    let hash: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let xfcc = format!(
+        "By=spiffe://portcullis.test/ns/edge/sa/proxy;Hash={hash};URI=spiffe://portcullis.test/ns/billing/sa/api"
+    );
+    let xfcc = xfcc.as_str();
+    let pem_question = traefik(
+        "GET",
+        "/internal/jobs",
+        &[
+            ("x-ssl-client-cert", escaped.as_str()),
+            ("x-ssl-client-verify", "SUCCESS"),
+        ],
+    );
+    let xfcc_question = traefik("GET", "/mesh/ledger", &[("x-forwarded-client-cert", xfcc)]);
+
+    // Loopback is trusted by default: the proxy's certificate headers count.
+    let p = Portcullis::start(&fx);
+    let r = send(p.addr, "GET", "/v1/forward-auth", &pem_question, "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-auth-credential"), Some("edge_cert"));
+    let r = send(p.addr, "GET", "/v1/forward-auth", &xfcc_question, "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(p);
+
+    // Loopback not trusted: the same headers from this peer are ignored,
+    // so the certificate credential is missing, on both gateway endpoints.
+    let p = Portcullis::start_with(
+        &fx,
+        ServeOptions {
+            args: vec!["--trusted-proxies".into(), "10.0.0.0/8".into()],
+            ..Default::default()
+        },
+    );
+    for (q, uri) in [
+        (&pem_question, "/v1/forward-auth"),
+        (&xfcc_question, "/v1/forward-auth"),
+    ] {
+        let r = send(p.addr, "GET", uri, q, "").await;
+        assert_eq!(
+            (r.status, r.header("x-auth-reason")),
+            (401, Some("credential_missing")),
+            "{}",
+            r.text()
+        );
+    }
+    let envoy: Vec<(&str, &str)> = vec![
+        ("host", "api.example.com"),
+        ("x-forwarded-client-cert", xfcc),
+    ];
+    let r = send(p.addr, "GET", "/v1/ext-authz/mesh/ledger", &envoy, "").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+}

@@ -352,9 +352,11 @@ mod tests {
         r.next_name()?;
         let v = match r.value()? {
             Value::Str(s) => Value::Str(Str(s.as_str().to_owned().into())),
-            Value::Strs(l) => {
-                Value::Strs(l.iter().map(|s| Str(s.as_str().to_owned().into())).collect())
-            }
+            Value::Strs(l) => Value::Strs(
+                l.iter()
+                    .map(|s| Str(s.as_str().to_owned().into()))
+                    .collect(),
+            ),
             Value::Null => Value::Null,
             Value::Num(n) => Value::Num(n),
             _ => Value::Other,

@@ -510,7 +510,10 @@ mod tests {
                 ("b".into(), Value::Num(1_700_000_000.0)),
                 ("c".into(), Value::Num(-150.0)),
                 ("d".into(), Value::Null),
-                ("e".into(), Value::Strs(vec![Str("p".into()), Str("q".into())])),
+                (
+                    "e".into(),
+                    Value::Strs(vec![Str("p".into()), Str("q".into())])
+                ),
                 ("f".into(), Value::Other),
                 ("g".into(), Value::Other),
                 ("i".into(), Value::Other),
@@ -529,7 +532,15 @@ mod tests {
 
     #[test]
     fn short_integers_read_as_the_decimal_parser_does() {
-        for t in ["0", "-0", "7", "-12", "1700000000", "999999999999999", "-999999999999999"] {
+        for t in [
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "1700000000",
+            "999999999999999",
+            "-999999999999999",
+        ] {
             let parsed: f64 = t.parse().unwrap();
             let short = short_integer(t).unwrap();
             assert_eq!(short.to_bits(), parsed.to_bits(), "{t}");
@@ -550,14 +561,47 @@ mod tests {
     #[test]
     fn refuses_malformed_documents() {
         for doc in [
-            "", " ", "[]", "1", "\"a\"", "{", "}", "{,}", r#"{"a"}"#, r#"{"a":}"#,
-            r#"{"a":1,}"#, r#"{"a":1 "b":2}"#, r#"{"a":01}"#, r#"{"a":1.}"#,
-            r#"{"a":.5}"#, r#"{"a":1e}"#, r#"{"a":+1}"#, r#"{"a":-}"#, r#"{"a":tru}"#,
-            r#"{"a":nul}"#, r#"{"a":"x}"#, "{\"a\":\"\u{1}\"}", "{\"a\":\"\t\"}",
-            r#"{"a":"\x"}"#, r#"{"a":"\u12"}"#, r#"{"a":"\ud800"}"#, r#"{"a":"\udc00"}"#,
-            r#"{"a":"\ud800\u0041"}"#, r#"{"a":[1,]}"#, r#"{"a":[,1]}"#, r#"{"a":{"b"}}"#,
-            r#"{"a":{"b":1,}}"#, r#"{"a":[}"#, r#"{"a":{]}"#, r#"{"a":1}x"#, r#"{"a":1}{}"#,
-            r#"{"a":1e400}"#, r#"{'a':1}"#, r#"{a:1}"#, "\u{feff}{}", r#"{"a":[1]]}"#,
+            "",
+            " ",
+            "[]",
+            "1",
+            "\"a\"",
+            "{",
+            "}",
+            "{,}",
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nul}"#,
+            r#"{"a":"x}"#,
+            "{\"a\":\"\u{1}\"}",
+            "{\"a\":\"\t\"}",
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12"}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"a":"\ud800\u0041"}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[,1]}"#,
+            r#"{"a":{"b"}}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":[}"#,
+            r#"{"a":{]}"#,
+            r#"{"a":1}x"#,
+            r#"{"a":1}{}"#,
+            r#"{"a":1e400}"#,
+            r#"{'a':1}"#,
+            r#"{a:1}"#,
+            "\u{feff}{}",
+            r#"{"a":[1]]}"#,
         ] {
             assert!(read(doc).is_err(), "{doc:?}");
         }
@@ -569,7 +613,11 @@ mod tests {
         assert!(read(&deep).is_ok());
         let unbalanced = format!(r#"{{"a":{}1{}}}"#, "[".repeat(5000), "]".repeat(4999));
         assert!(read(&unbalanced).is_err());
-        let mixed = format!(r#"{{"a":{}1{}}}"#, r#"{"k":["#.repeat(100), "]}".repeat(100));
+        let mixed = format!(
+            r#"{{"a":{}1{}}}"#,
+            r#"{"k":["#.repeat(100),
+            "]}".repeat(100)
+        );
         assert!(read(&mixed).is_ok());
     }
 }

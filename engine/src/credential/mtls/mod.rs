@@ -93,6 +93,23 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 impl MtlsVerifier {
+    /// The request headers this credential reads (lowercase): the
+    /// certificate header and, if configured, the verification-status
+    /// header. The server reads them only from trusted proxies.
+    pub fn header_names(&self) -> Vec<&str> {
+        match &self.source {
+            Source::Xfcc => vec![XFCC_HEADER],
+            Source::PemHeader {
+                header,
+                verify_header,
+            } => {
+                let mut v = vec![header.as_str()];
+                v.extend(verify_header.as_deref());
+                v
+            }
+        }
+    }
+
     /// Validates the allowlist and reads `ca_file` (relative to `base_dir`) once.
     pub fn new(def: &MtlsDef, base_dir: &Path) -> Result<Self, String> {
         let source = match &def.source {
