@@ -38,17 +38,7 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "$name did not start" >&2; cat "$out/$name.stderr" >&2; exit 1; }
-case "${ENDPOINT:-forward-auth}" in
-  forward-auth)
-    path=/v1/forward-auth
-    headers=(-H "x-api-key: $key" -H "x-forwarded-method: GET" -H "x-forwarded-uri: /v1/charges/ch_1"
-             -H "x-forwarded-host: api.example.com" -H "x-forwarded-proto: https"
-             -H "x-forwarded-for: 198.51.100.7") ;;
-  ext-authz)
-    path=/v1/ext-authz/v1/charges/ch_1
-    headers=(-H "x-api-key: $key" -H "Host: api.example.com" -H "x-forwarded-for: 198.51.100.7") ;;
-  *) echo "ENDPOINT must be forward-auth or ext-authz" >&2; exit 1 ;;
-esac
+. server/scripts/bench_request.sh
 url="http://$addr$path"
 if [ "$name" = portcullis ]; then
   # The decision must be an allow, or we would measure denials.

@@ -77,17 +77,7 @@ if [ -n "$BEFORE" ]; then
   o_pid=$pid o_addr=$addr
 fi
 
-case "$ENDPOINT" in
-  forward-auth)
-    path=/v1/forward-auth
-    headers=(-H "x-api-key: $key" -H "x-forwarded-method: GET" -H "x-forwarded-uri: /v1/charges/ch_1"
-             -H "x-forwarded-host: api.example.com" -H "x-forwarded-proto: https"
-             -H "x-forwarded-for: 198.51.100.7") ;;
-  ext-authz)
-    path=/v1/ext-authz/v1/charges/ch_1
-    headers=(-H "x-api-key: $key" -H "Host: api.example.com" -H "x-forwarded-for: 198.51.100.7") ;;
-  *) echo "ENDPOINT must be forward-auth or ext-authz" >&2; exit 1 ;;
-esac
+. server/scripts/bench_request.sh
 
 # The decision must be an allow, or we would measure denials.
 check=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "http://$p_addr$path")

@@ -186,6 +186,18 @@ async fn the_subrequest_must_name_the_original_request() {
     assert_eq!(r.status, 403, "{}", r.text());
 }
 
+/// A server whose only trusted proxies are in 10.0.0.0/8, so this test, on
+/// loopback, is an untrusted peer.
+fn start_untrusting_loopback(fx: &Fixture) -> Portcullis {
+    Portcullis::start_with(
+        fx,
+        ServeOptions {
+            args: vec!["--trusted-proxies".into(), "10.0.0.0/8".into()],
+            ..Default::default()
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_address_from_trusted_proxies_only() {
     let fx = Fixture::new();
@@ -215,13 +227,7 @@ async fn client_address_from_trusted_proxies_only() {
     drop(p);
 
     // Loopback not trusted: forwarding headers are ignored, the peer is the client.
-    let p = Portcullis::start_with(
-        &fx,
-        ServeOptions {
-            args: vec!["--trusted-proxies".into(), "10.0.0.0/8".into()],
-            ..Default::default()
-        },
-    );
+    let p = start_untrusting_loopback(&fx);
     let as_host = |key: &'static str| {
         let mut h = traefik("GET", "/v1/charges/ch_1", &[("x-api-key", key)]);
         for e in h.iter_mut().filter(|(k, _)| *k == "host") {
@@ -378,13 +384,7 @@ routes:
 
     // Loopback not trusted: the same headers from this peer are ignored,
     // so the certificate credential is missing, on both gateway endpoints.
-    let p = Portcullis::start_with(
-        &fx,
-        ServeOptions {
-            args: vec!["--trusted-proxies".into(), "10.0.0.0/8".into()],
-            ..Default::default()
-        },
-    );
+    let p = start_untrusting_loopback(&fx);
     for (q, uri) in [
         (&pem_question, "/v1/forward-auth"),
         (&xfcc_question, "/v1/forward-auth"),
