@@ -113,18 +113,19 @@ fn has_comma(v: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     const COMMAS: u64 = ONES * b',' as u64;
-    let mut words = v.chunks_exact(8);
-    for w in &mut words {
-        let Ok(bytes) = <[u8; 8]>::try_from(w) else {
-            return true;
-        };
-        let x = u64::from_le_bytes(bytes) ^ COMMAS;
-        // Exactly "some byte of x is zero" (no false answers either way).
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            return true;
-        }
+    let word_has_comma = |w: &[u8]| {
+        <[u8; 8]>::try_from(w).map_or(true, |b| {
+            let x = u64::from_le_bytes(b) ^ COMMAS;
+            // Exactly "some byte of x is zero" (no false answers either way).
+            x.wrapping_sub(ONES) & !x & HIGHS != 0
+        })
+    };
+    if v.len() < 8 {
+        return v.contains(&b',');
     }
-    words.remainder().contains(&b',')
+    // Whole words, then the last eight bytes (overlapping the previous
+    // word) rather than a byte loop over the remainder.
+    v.chunks_exact(8).any(word_has_comma) || v.get(v.len() - 8..).is_some_and(word_has_comma)
 }
 
 pub fn from_source<'a>(headers: &'a Headers, source: &Source) -> Found<'a> {
