@@ -120,10 +120,18 @@ pub struct Statics {
 }
 
 impl Statics {
+    /// Inlined into the trie walk for the common small node; only a large
+    /// node pays for a call (and the hashing).
+    #[inline]
     pub fn get(&self, seg: &str) -> Option<&Node> {
         if self.items.len() <= LINEAR_CHILDREN {
             return self.items.iter().find(|(k, _)| **k == *seg).map(|(_, n)| n);
         }
+        self.get_hashed(seg)
+    }
+
+    #[inline(never)]
+    fn get_hashed(&self, seg: &str) -> Option<&Node> {
         let i = *self.index.get(seg)?;
         self.items.get(i).map(|(_, n)| n)
     }

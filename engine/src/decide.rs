@@ -149,7 +149,11 @@ pub fn decide(
     req: &Request,
     opts: &DecideOptions,
 ) -> Decision {
-    let mut trace = Trace(if opts.explain { Some(Vec::new()) } else { None });
+    if !opts.explain {
+        // Returned as built: no trace to attach, so no move of the decision.
+        return decide_inner(policy, limiter, keys, req, opts, &mut Trace(None));
+    }
+    let mut trace = Trace(Some(Vec::new()));
     let mut d = decide_inner(policy, limiter, keys, req, opts, &mut trace);
     d.trace = trace.0;
     d
@@ -195,61 +199,135 @@ fn decide_inner(
         memo: Vec::new(),
         trace,
     };
-    let mut satisfied = Satisfied::new();
-    let result = match &route.req {
-        // The common shape needs no memo table.
-        Req::Cred(_) | Req::Public => eval.eval(&route.req, &mut satisfied),
-        compound => {
-            eval.memo = vec![None; policy.credentials.len()];
-            eval.eval(compound, &mut satisfied)
+    let granted = match &route.req {
+        // The common shape: one credential, no identity list to build.
+        Req::Cred(i) => match eval.outcome(*i) {
+            Outcome::Valid(id) => Ok(Granted::one(policy, route, *i, id)),
+            Outcome::Absent => Err(Failure {
+                reason: Reason::CredentialMissing,
+                cred: Some(*i),
+            }),
+            Outcome::Invalid(reason, _) => Err(Failure {
+                reason,
+                cred: Some(*i),
+            }),
+        },
+        other => {
+            let mut satisfied = Satisfied::new();
+            if !matches!(other, Req::Public) {
+                eval.memo = vec![None; policy.credentials.len()];
+            }
+            eval.eval(other, &mut satisfied)
+                .map(|()| Granted::many(policy, route, satisfied))
         }
     };
     let trace = eval.trace;
-    if let Err(f) = result {
-        let mut d = Decision::deny(f.reason);
-        d.fingerprint = eval.ctx.take_refused_key();
-        d.route = Some(Arc::clone(&route.name));
-        d.credential = f
-            .cred
-            .and_then(|i| policy.credentials.get(i))
-            .map(|c| Arc::clone(&c.name));
-        add_challenge(&mut d, route);
-        trace.note(|| format!("requirement not met: {}", f.reason.as_str()));
-        return d;
+    match granted {
+        Ok(g) => finish(policy, limiter, req, route, trace, g),
+        Err(f) => {
+            let mut d = Decision::deny(f.reason);
+            d.fingerprint = eval.ctx.take_refused_key();
+            d.route = Some(Arc::clone(&route.name));
+            d.credential = f
+                .cred
+                .and_then(|i| policy.credentials.get(i))
+                .map(|c| Arc::clone(&c.name));
+            add_challenge(&mut d, route);
+            trace.note(|| format!("requirement not met: {}", f.reason.as_str()));
+            d
+        }
+    }
+}
+
+/// What the satisfied requirement yields for the rest of the decision.
+struct Granted {
+    scopes_ok: bool,
+    credential: Option<Arc<str>>,
+    principal: Option<Principal>,
+    fingerprint: Option<Arc<str>>,
+    /// The first key's rate-limit override, if any.
+    over: Option<crate::credential::RateOverride>,
+    /// The first credential's principal, when the route's limit is keyed by credential.
+    first_cred: Option<Arc<str>>,
+}
+
+impl Granted {
+    /// One satisfying credential: its identity moves into the principal whole.
+    fn one(policy: &CompiledPolicy, route: &CompiledRoute, i: usize, id: Identity) -> Self {
+        let scopes_ok = scopes_held(policy, route, || id.scopes.as_deref().into_iter());
+        let first_cred = match &route.limit {
+            Some(l) if l.key == RateKey::Credential => Some(Arc::clone(&id.principal)),
+            _ => None,
+        };
+        Granted {
+            scopes_ok,
+            credential: policy.credentials.get(i).map(|c| Arc::clone(&c.name)),
+            over: id.rate_override,
+            first_cred,
+            fingerprint: id.fingerprint,
+            principal: Some(Principal {
+                id: id.principal,
+                consumer: id.consumer,
+                scopes: id.scopes.unwrap_or_else(|| Arc::from(Vec::<String>::new())),
+            }),
+        }
     }
 
-    let scopes_ok = scopes_held(policy, route, &satisfied);
-    let cred_name = credential_names(policy, &satisfied);
-    // What the rate limit needs from the identities, taken before
-    // `principal_of` moves them into the principal.
-    let over = satisfied.iter().find_map(|(_, id)| id.rate_override);
-    let first_cred = match &route.limit {
-        Some(l) if l.key == RateKey::Credential => {
-            satisfied.first().map(|(_, id)| Arc::clone(&id.principal))
+    /// Any number of satisfying credentials (`any_of`, `all_of`, public).
+    fn many(policy: &CompiledPolicy, route: &CompiledRoute, mut satisfied: Satisfied) -> Self {
+        let scopes_ok = scopes_held(policy, route, || {
+            satisfied.iter().filter_map(|(_, id)| id.scopes.as_deref())
+        });
+        let credential = credential_names(policy, &satisfied);
+        // What the rate limit needs from the identities, taken before
+        // `principal_of` moves them into the principal.
+        let over = satisfied.iter().find_map(|(_, id)| id.rate_override);
+        let first_cred = match &route.limit {
+            Some(l) if l.key == RateKey::Credential => {
+                satisfied.first().map(|(_, id)| Arc::clone(&id.principal))
+            }
+            _ => None,
+        };
+        // Moved out rather than cloned: the identities are consumed below.
+        let fingerprint = satisfied
+            .iter_mut()
+            .find_map(|(_, id)| id.fingerprint.take());
+        Granted {
+            scopes_ok,
+            credential,
+            principal: principal_of(satisfied),
+            fingerprint,
+            over,
+            first_cred,
         }
-        _ => None,
-    };
-    // Moved out rather than cloned: the identities are consumed below.
-    let fingerprint = satisfied
-        .iter_mut()
-        .find_map(|(_, id)| id.fingerprint.take());
-    let principal = principal_of(satisfied);
-    if !scopes_ok {
+    }
+}
+
+/// The scope check, the rate limit and the allow, once the requirement is met.
+fn finish(
+    policy: &CompiledPolicy,
+    limiter: &dyn Limiter,
+    req: &Request,
+    route: &CompiledRoute,
+    trace: &mut Trace,
+    g: Granted,
+) -> Decision {
+    if !g.scopes_ok {
         trace.note(|| format!("scopes not held: route needs `{}`", route.scope_names));
         let mut d = Decision::deny(Reason::InsufficientScope);
         d.route = Some(Arc::clone(&route.name));
-        d.credential = cred_name;
-        d.principal = principal;
-        d.fingerprint = fingerprint;
+        d.credential = g.credential;
+        d.principal = g.principal;
+        d.fingerprint = g.fingerprint;
         add_challenge(&mut d, route);
         return d;
     }
 
     let mut ratelimit = None;
     if let Some(limit) = &route.limit {
-        let key = bucket(limit.key, req, first_cred, principal.as_ref());
+        let key = bucket(limit.key, req, g.first_cred, g.principal.as_ref());
         let owned;
-        let (spec, id): (&LimitSpec, u64) = match over {
+        let (spec, id): (&LimitSpec, u64) = match g.over {
             Some(o) => {
                 owned = LimitSpec {
                     name: Arc::clone(&limit.spec.name),
@@ -272,9 +350,9 @@ fn decide_inner(
             trace.note(|| format!("rate limit `{}` exhausted", spec.name));
             let mut d = Decision::deny(Reason::RateLimited);
             d.route = Some(Arc::clone(&route.name));
-            d.credential = cred_name;
-            d.principal = principal;
-            d.fingerprint = fingerprint;
+            d.credential = g.credential;
+            d.principal = g.principal;
+            d.fingerprint = g.fingerprint;
             d.ratelimit = ratelimit;
             let secs = r.retry_after.as_millis().div_ceil(1000).max(1);
             d.headers
@@ -284,14 +362,21 @@ fn decide_inner(
     }
 
     trace.note(|| "allowed".to_string());
-    let mut d = Decision::deny(Reason::Allowed).with_allow();
-    d.route = Some(Arc::clone(&route.name));
-    d.ratelimit = ratelimit;
-    d.identity_names = Some(Arc::clone(&policy.identity));
-    d.credential = cred_name;
-    d.principal = principal;
-    d.fingerprint = fingerprint;
-    d
+    // Built whole, as `deny(Allowed).with_allow()` plus fields would be,
+    // without writing each field twice.
+    Decision {
+        allow: true,
+        status: Reason::Allowed.status(),
+        reason: Reason::Allowed,
+        route: Some(Arc::clone(&route.name)),
+        credential: g.credential,
+        principal: g.principal,
+        headers: Vec::new(),
+        identity_names: Some(Arc::clone(&policy.identity)),
+        ratelimit,
+        fingerprint: g.fingerprint,
+        trace: None,
+    }
 }
 
 /// The principal: a user-level credential (JWT, mTLS, Basic) over an API key
@@ -343,8 +428,15 @@ const DIRECT_SCOPE_WORK: usize = 16;
 /// Do the satisfying credentials hold the route's scopes? Every credential
 /// that carries scopes must hold them (their intersection is what counts);
 /// one that carries none does not restrict, and none carrying any is a deny.
-fn scopes_held(policy: &CompiledPolicy, route: &CompiledRoute, satisfied: &Satisfied) -> bool {
-    let carrying = || satisfied.iter().filter_map(|(_, id)| id.scopes.as_deref());
+/// `carrying` lists the scope lists of the credentials that carry one.
+fn scopes_held<'a, I>(
+    policy: &CompiledPolicy,
+    route: &CompiledRoute,
+    carrying: impl Fn() -> I,
+) -> bool
+where
+    I: Iterator<Item = &'a [String]>,
+{
     let (need, all_needed) = match &route.scopes {
         ScopeCheck::None => return true,
         ScopeCheck::AllOf(need) => (need, true),

@@ -80,16 +80,52 @@ pub fn header<'a>(headers: &'a Headers, name: &str) -> Found<'a> {
         HeaderLookup::Absent => Found::Absent,
         HeaderLookup::Repeated | HeaderLookup::NotUtf8 => Found::Ambiguous,
         HeaderLookup::One(v) => {
-            let v = v.trim_matches(|c| c == ' ' || c == '\t');
+            let v = trim_blanks(v);
             if v.is_empty() {
                 Found::Absent
-            } else if memchr::memchr(b',', v.as_bytes()).is_some() {
+            } else if has_comma(v.as_bytes()) {
                 Found::Ambiguous
             } else {
                 Found::Value(v)
             }
         }
     }
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `v` without leading and trailing blanks; a value that neither starts nor
+/// ends with one (nearly all) is returned without running the trimmer.
+fn trim_blanks(v: &str) -> &str {
+    let b = v.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) if !is_blank(f) && !is_blank(l) => v,
+        _ => v.trim_matches(|c| c == ' ' || c == '\t'),
+    }
+}
+
+/// Is there a comma in `v`? Eight bytes per step (a word compared against
+/// eight commas): an API key is ~44 bytes, short enough that `memchr`'s
+/// setup costs more than the scan.
+fn has_comma(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const COMMAS: u64 = ONES * b',' as u64;
+    let word_has_comma = |w: &[u8]| {
+        <[u8; 8]>::try_from(w).map_or(true, |b| {
+            let x = u64::from_le_bytes(b) ^ COMMAS;
+            // Exactly "some byte of x is zero" (no false answers either way).
+            x.wrapping_sub(ONES) & !x & HIGHS != 0
+        })
+    };
+    if v.len() < 8 {
+        return v.contains(&b',');
+    }
+    // Whole words, then the last eight bytes (overlapping the previous
+    // word) rather than a byte loop over the remainder.
+    v.chunks_exact(8).any(word_has_comma) || v.get(v.len() - 8..).is_some_and(word_has_comma)
 }
 
 pub fn from_source<'a>(headers: &'a Headers, source: &Source) -> Found<'a> {
@@ -243,6 +279,35 @@ mod tests {
         fn bearer_prefixed_matches_the_reference(t in "[a-z ,\t.]{0,16}", s in "(Bearer|bearer|Basic|)[ \t,]{0,3}") {
             let v = format!("{s}{t}");
             proptest::prop_assert_eq!(bearer_value(&v), bearer_reference(&v));
+        }
+    }
+
+    #[test]
+    fn the_word_comma_scan_agrees_with_a_byte_scan() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut v = vec![b'a'; len];
+                if at < len {
+                    v[at] = b',';
+                }
+                assert_eq!(has_comma(&v), v.contains(&b','), "{len} {at}");
+            }
+        }
+        for b in 0..=255u8 {
+            let v = [b; 9];
+            assert_eq!(has_comma(&v), b == b',', "{b}");
+            let w = [b'a', b, b'+', b'-', b',' ^ 1, b'.', 0x2d, 0xac, b];
+            assert_eq!(has_comma(&w), w.contains(&b','), "{b}");
+        }
+        for v in ["a", " a", "a ", "\ta\t", " ", "", "  a b  "] {
+            assert_eq!(trim_blanks(v), v.trim_matches(|c| c == ' ' || c == '\t'));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_comma_scan_matches_contains(v in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            proptest::prop_assert_eq!(has_comma(&v), v.contains(&b','));
         }
     }
 

@@ -71,10 +71,44 @@ fn digit(b: u8) -> u8 {
     DIGIT.get(usize::from(b)).copied().unwrap_or(NOT_BASE62)
 }
 
-/// Base62 is exactly ASCII alphanumerics; range checks folded without
-/// short-circuit compile to vector compares, cheaper than a table per byte.
+/// Base62 is exactly ASCII alphanumerics. Checked eight bytes per step:
+/// on the 30-byte random part the byte-wise check cost ~70 instructions
+/// per decision more than four (overlapping) words do.
 fn all_base62(s: &str) -> bool {
-    s.bytes().fold(true, |ok, b| ok & b.is_ascii_alphanumeric())
+    let b = s.as_bytes();
+    if b.len() < 8 {
+        return b.iter().all(u8::is_ascii_alphanumeric);
+    }
+    let word_ok =
+        |w: &[u8]| <[u8; 8]>::try_from(w).is_ok_and(|w| word_alphanumeric(u64::from_le_bytes(w)));
+    // Whole words, then the last eight bytes (overlapping the previous
+    // word) rather than a byte loop over the remainder.
+    b.chunks_exact(8).fold(true, |ok, w| ok & word_ok(w))
+        & b.get(b.len() - 8..).is_some_and(word_ok)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` (all below 0x80) set when that byte is
+/// in `lo..=hi`. Adding `0x80 - lo` sets a byte's high bit exactly when it
+/// is at least `lo`, adding `0x7f - hi` exactly when it is above `hi`;
+/// bytes below 0x80 plus at most 0x80 never carry into their neighbour.
+fn bytes_in(x: u64, lo: u8, hi: u8) -> u64 {
+    let at_least_lo = x + ONES * u64::from(0x80 - lo);
+    let above_hi = x + ONES * u64::from(0x7f - hi);
+    at_least_lo & !above_hi & HIGHS
+}
+
+/// Are all eight bytes of `x` ASCII letters or digits?
+fn word_alphanumeric(x: u64) -> bool {
+    if x & HIGHS != 0 {
+        return false;
+    }
+    // `| 0x20` folds `A-Z` onto `a-z` and nothing else onto `a-z`.
+    let letters = bytes_in(x | (ONES * 0x20), b'a', b'z');
+    let digits = bytes_in(x, b'0', b'9');
+    letters | digits == HIGHS
 }
 
 /// The number a base62 checksum field spells, or `None` if a character is
@@ -296,6 +330,31 @@ mod tests {
             if k != good {
                 assert_eq!(classify(&k, &["pk_".into()]), KeyShape::Corrupt, "{sum}");
             }
+        }
+    }
+
+    #[test]
+    fn the_word_check_agrees_with_the_byte_check() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut w = *b"aZ09zA9m";
+                w[at] = b;
+                let word = word_alphanumeric(u64::from_le_bytes(w));
+                assert_eq!(word, w.iter().all(u8::is_ascii_alphanumeric), "{b} at {at}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn all_base62_matches_the_byte_check(v in proptest::collection::vec(0x20u8..0x7f, 0..40)) {
+            let s = String::from_utf8(v).unwrap();
+            proptest::prop_assert_eq!(all_base62(&s), s.bytes().all(|b| b.is_ascii_alphanumeric()));
+        }
+
+        #[test]
+        fn all_base62_matches_on_mostly_alphanumeric_text(s in "[a-zA-Z0-9]{0,33}[^a-zA-Z0-9]?[a-zA-Z0-9]{0,9}") {
+            proptest::prop_assert_eq!(all_base62(&s), s.bytes().all(|b| b.is_ascii_alphanumeric()));
         }
     }
 
