@@ -1,16 +1,13 @@
 //! JSON pieces shared by the header and claims readers: strings that borrow
 //! from the input when they can, and duplicate-member detection.
 //!
-//! serde_json keeps the last of two members with the same name and derive
-//! only notices duplicates of fields it knows; RFC 7515 section 5.2 and RFC
-//! 8725 section 3.2 ask a verifier to reject them, so both objects are read
-//! with a map visitor that remembers every (unescaped) member name.
+//! RFC 7515 section 5.2 and RFC 8725 section 3.2 ask a verifier to reject
+//! duplicate members (serde_json would keep the last), so the reader
+//! ([`super::reader`]) remembers every (unescaped) member name.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use smallvec::SmallVec;
 
 /// A JSON string, borrowed from the input unless it had escapes.
@@ -23,60 +20,12 @@ impl Str<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A string or an array of strings (`aud`, a scopes claim). Any other shape,
-/// including an array holding a non-string, is an error.
+/// A string or an array of strings (`aud`, a scopes claim), as the claims
+/// rules accept them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OneOrMany<'a> {
     One(Str<'a>),
     Many(Vec<Str<'a>>),
-}
-
-impl<'de> Deserialize<'de> for OneOrMany<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OneOrMany<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(Str(Cow::Borrowed(v))))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(OneOrMany::One(Str(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<Str<'de>>()? {
-                    out.push(s);
-                }
-                Ok(OneOrMany::Many(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// Remembers member names of one object and reports a repeat.
@@ -126,26 +75,6 @@ impl<'a> SeenNames<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_borrow_without_escapes() {
-        let s: Str<'_> = serde_json::from_str(r#""abc""#).unwrap();
-        assert!(matches!(s.0, Cow::Borrowed("abc")));
-        let s: Str<'_> = serde_json::from_str(r#""a\u0062c""#).unwrap();
-        assert_eq!(s.as_str(), "abc");
-        assert!(serde_json::from_str::<Str<'_>>("1").is_err());
-    }
-
-    #[test]
-    fn one_or_many_rejects_mixed_arrays() {
-        assert!(serde_json::from_str::<OneOrMany<'_>>(r#"["a",1]"#).is_err());
-        assert!(serde_json::from_str::<OneOrMany<'_>>("1").is_err());
-        assert!(serde_json::from_str::<OneOrMany<'_>>("null").is_err());
-        assert_eq!(
-            serde_json::from_str::<OneOrMany<'_>>(r#"["a"]"#).unwrap(),
-            OneOrMany::Many(vec![Str(Cow::Borrowed("a"))])
-        );
-    }
 
     #[test]
     fn seen_names_switches_to_a_set() {
