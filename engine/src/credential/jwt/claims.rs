@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::json::{OneOrMany, Str};
-use super::reader::{ObjectReader, ReadError, Value};
+use super::json::{known, packed, OneOrMany, Str};
+use super::reader::{Name, ObjectReader, ReadError, Value};
 
 /// What the rules need from a credential definition, prepared at load.
 #[derive(Debug, Clone)]
@@ -22,10 +22,35 @@ pub struct Rules {
     /// Claims that must be present (not null); at most 64. Private: the
     /// index below is built from it by [`Rules::new`].
     require: Vec<String>,
-    pub principal: String,
-    pub scopes: Option<String>,
+    /// The principal and scopes claims' names, matched as [`Wanted`].
+    principal: Wanted,
+    scopes: Option<Wanted>,
     /// `require` by member name, worked out once.
     index: RequireIndex,
+}
+
+/// A configured claim name, matched against a member's [`Name`]: by its
+/// packing when it is short enough to have one (exact), else by its text.
+#[derive(Debug, Clone)]
+struct Wanted {
+    packed: Option<u64>,
+    text: String,
+}
+
+impl Wanted {
+    fn new(text: String) -> Self {
+        Self {
+            packed: packed(text.as_bytes()),
+            text,
+        }
+    }
+
+    fn matches(&self, name: &Name<'_>) -> bool {
+        match self.packed {
+            Some(p) => name.packed == Some(p),
+            None => name.packed.is_none() && name.text == self.text,
+        }
+    }
 }
 
 /// Which bits of `require` a member name sets: for the registered claims
@@ -33,20 +58,27 @@ pub struct Rules {
 #[derive(Debug, Clone, Default)]
 struct RequireIndex {
     registered: [u64; REGISTERED.len()],
-    other: Vec<(String, u64)>,
+    other: Vec<(Wanted, u64)>,
 }
 
 /// The registered claims the rules read, in slot order.
 const REGISTERED: [&str; 6] = ["exp", "nbf", "iat", "iss", "aud", "jti"];
 
-fn registered_slot(name: &str) -> Option<usize> {
-    match name {
-        "exp" => Some(0),
-        "nbf" => Some(1),
-        "iat" => Some(2),
-        "iss" => Some(3),
-        "aud" => Some(4),
-        "jti" => Some(5),
+/// The slot of a registered claim, from the member name's packing.
+fn registered_slot(packed: Option<u64>) -> Option<usize> {
+    const EXP: u64 = known("exp");
+    const NBF: u64 = known("nbf");
+    const IAT: u64 = known("iat");
+    const ISS: u64 = known("iss");
+    const AUD: u64 = known("aud");
+    const JTI: u64 = known("jti");
+    match packed? {
+        EXP => Some(0),
+        NBF => Some(1),
+        IAT => Some(2),
+        ISS => Some(3),
+        AUD => Some(4),
+        JTI => Some(5),
         _ => None,
     }
 }
@@ -64,15 +96,15 @@ impl Rules {
         let mut index = RequireIndex::default();
         for (i, name) in require.iter().enumerate().take(64) {
             let bit = 1u64 << i;
-            match registered_slot(name) {
+            match registered_slot(packed(name.as_bytes())) {
                 Some(slot) => {
                     if let Some(b) = index.registered.get_mut(slot) {
                         *b |= bit;
                     }
                 }
-                None => match index.other.iter_mut().find(|(n, _)| n == name) {
+                None => match index.other.iter_mut().find(|(n, _)| n.text == *name) {
                     Some((_, b)) => *b |= bit,
-                    None => index.other.push((name.clone(), bit)),
+                    None => index.other.push((Wanted::new(name.clone()), bit)),
                 },
             }
         }
@@ -82,8 +114,8 @@ impl Rules {
             leeway,
             max_lifetime,
             require,
-            principal,
-            scopes,
+            principal: Wanted::new(principal),
+            scopes: scopes.map(Wanted::new),
             index,
         }
     }
@@ -133,27 +165,25 @@ fn invalid(msg: &'static str) -> ClaimsError {
 
 /// Reads the members the rules look at, each once, and skips the rest
 /// (after checking their syntax). A duplicate member refuses the whole set.
-fn read_raw<'a>(text: &'a str, rules: &Rules) -> Result<Raw<'a>, ClaimsError> {
+fn read_raw<'a>(text: &'a str, rules: &Rules, raw: &mut Raw<'a>) -> Result<(), ClaimsError> {
     let malformed = |e: ReadError| match e {
         ReadError::Duplicate => invalid("jwt claims have a duplicate member"),
         _ => invalid("jwt claims are not a valid json object"),
     };
     let mut obj = ObjectReader::new(text).map_err(malformed)?;
-    let mut raw = Raw::default();
-    while let Some(name) = obj.next_name().map_err(malformed)? {
-        let key = name.as_ref();
-        let slot = registered_slot(key);
+    while let Some(name) = obj.next_member().map_err(malformed)? {
+        let slot = registered_slot(name.packed);
         let bits = match slot {
             Some(i) => rules.index.registered.get(i).copied().unwrap_or(0),
             None => rules
                 .index
                 .other
                 .iter()
-                .filter(|(n, _)| n == key)
+                .filter(|(n, _)| n.matches(&name))
                 .fold(0, |acc, (_, b)| acc | b),
         };
-        let is_principal = key == rules.principal;
-        let is_scopes = rules.scopes.as_deref() == Some(key);
+        let is_principal = rules.principal.matches(&name);
+        let is_scopes = rules.scopes.as_ref().is_some_and(|w| w.matches(&name));
         if !(slot.is_some() || is_principal || is_scopes || bits != 0) {
             obj.skip_value().map_err(malformed)?;
             continue;
@@ -172,8 +202,7 @@ fn read_raw<'a>(text: &'a str, rules: &Rules) -> Result<Raw<'a>, ClaimsError> {
             *r = Some(v);
         }
     }
-    obj.finish().map_err(malformed)?;
-    Ok(raw)
+    obj.finish().map_err(malformed)
 }
 
 // Typed readers over the parsed claims: the wrong type is refused with
@@ -213,7 +242,9 @@ pub fn check<'a>(payload: &'a [u8], rules: &Rules, now: f64) -> Result<Claims<'a
     // (a string reader over bytes checks only the strings it returns).
     let text = std::str::from_utf8(payload)
         .map_err(|_| invalid("jwt claims are not a valid json object"))?;
-    let raw = read_raw(text, rules)?;
+    // Filled in place: a `Raw` is a few hundred bytes, not worth moving.
+    let mut raw = Raw::default();
+    read_raw(text, rules, &mut raw)?;
 
     // Types first: a claim of the wrong type denies whatever its value says.
     let [exp, nbf, iat, iss, aud, jti] = raw.registered;
@@ -469,11 +500,53 @@ mod tests {
         // A configured principal that is also a registered claim is read once
         // and checked by both rules.
         let mut r = rules();
-        r.principal = "jti".into();
+        r.principal = Wanted::new("jti".into());
         let doc = format!(r#"{{{BASE},"jti":"id-1"}}"#);
         let c = check(doc.as_bytes(), &r, 1000.0).unwrap();
         assert_eq!(&*c.principal, "id-1");
         assert_eq!(c.jti.as_ref().map(Str::as_str), Some("id-1"));
+    }
+
+    /// Configured names longer than a packing (and short ones) are matched
+    /// by text, never by a prefix or a packing of another name.
+    #[test]
+    fn long_and_short_configured_names() {
+        let r = Rules::new(
+            None,
+            Vec::new(),
+            0.0,
+            None,
+            vec!["client_id".into(), "tenant".into()],
+            "preferred_username".into(),
+            Some("scp".into()),
+        );
+        let doc = r#"{"preferred_username":"ann","client_id":"c","tenant":"t","scp":["a"]}"#;
+        let c = check(doc.as_bytes(), &r, 1000.0).unwrap();
+        assert_eq!(&*c.principal, "ann");
+        assert_eq!(c.scopes.unwrap().to_vec(), vec!["a"]);
+        for missing in [
+            r#"{"preferred_username":"ann","client_i":"c","tenant":"t"}"#,
+            r#"{"preferred_username":"ann","client_idx":"c","tenant":"t"}"#,
+            r#"{"preferred_username":"ann","client_id":"c","tenan":"t"}"#,
+            r#"{"preferred_username":"ann","client_id":"c","tenant":null}"#,
+        ] {
+            assert_eq!(
+                check(missing.as_bytes(), &r, 1000.0).unwrap_err(),
+                invalid("a required claim is missing"),
+                "{missing}"
+            );
+        }
+        let no_principal = r#"{"preferred_usernam":"ann","client_id":"c","tenant":"t"}"#;
+        assert_eq!(
+            check(no_principal.as_bytes(), &r, 1000.0).unwrap_err(),
+            invalid("principal claim is missing")
+        );
+        // An escaped name is the same member as its plain spelling.
+        let escaped = r#"{"preferred_usernam\u0065":"ann","client_id":"c","t\u0065nant":"t"}"#;
+        assert_eq!(
+            &*check(escaped.as_bytes(), &r, 1000.0).unwrap().principal,
+            "ann"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - `cty`: `JWT` (nested token) denies; other values are ignored.
 //! - every other member is ignored, as RFC 7515 asks.
 
-use super::json::Str;
+use super::json::{known, Str};
 use super::reader::{ObjectReader, ReadError, Value};
 
 /// The members the verifier acts on.
@@ -51,22 +51,28 @@ pub fn parse(bytes: &[u8]) -> Result<Header<'_>, HeaderError> {
     };
     let mut obj = ObjectReader::new(text).map_err(malformed)?;
     let mut h = Header::default();
-    while let Some(name) = obj.next_name().map_err(malformed)? {
-        match name.as_ref() {
-            "alg" => h.alg = Some(string(obj.value().map_err(malformed)?)?),
-            "kid" => h.kid = Some(string(obj.value().map_err(malformed)?)?),
-            "typ" => h.typ = Some(string(obj.value().map_err(malformed)?)?),
-            "cty" => {
+    while let Some(name) = obj.next_member().map_err(malformed)? {
+        // Every name the header acts on is short: matched by its packing.
+        let Some(p) = name.packed else {
+            obj.skip_value().map_err(malformed)?;
+            continue;
+        };
+        match p {
+            ALG => h.alg = Some(string(obj.value().map_err(malformed)?)?),
+            KID => h.kid = Some(string(obj.value().map_err(malformed)?)?),
+            TYP => h.typ = Some(string(obj.value().map_err(malformed)?)?),
+            CTY => {
                 let cty = string(obj.value().map_err(malformed)?)?;
                 if cty.as_str().eq_ignore_ascii_case("jwt") {
                     h.forbidden.get_or_insert("cty");
                 }
             }
-            name @ ("crit" | "jku" | "x5u" | "jwk" | "x5c" | "b64" | "zip" | "enc") => {
+            _ => {
                 obj.skip_value().map_err(malformed)?;
-                h.forbidden.get_or_insert(static_name(name));
+                if let Some(member) = forbidden(p) {
+                    h.forbidden.get_or_insert(member);
+                }
             }
-            _ => obj.skip_value().map_err(malformed)?,
         }
     }
     obj.finish().map_err(malformed)?;
@@ -83,17 +89,28 @@ fn string(v: Value<'_>) -> Result<Str<'_>, HeaderError> {
     }
 }
 
-fn static_name(name: &str) -> &'static str {
-    match name {
-        "crit" => "crit",
-        "jku" => "jku",
-        "x5u" => "x5u",
-        "jwk" => "jwk",
-        "x5c" => "x5c",
-        "b64" => "b64",
-        "zip" => "zip",
-        _ => "enc",
-    }
+const ALG: u64 = known("alg");
+const KID: u64 = known("kid");
+const TYP: u64 = known("typ");
+const CTY: u64 = known("cty");
+
+/// The members that deny a token by their presence, packed.
+const FORBIDDEN: [(u64, &str); 8] = [
+    (known("crit"), "crit"),
+    (known("jku"), "jku"),
+    (known("x5u"), "x5u"),
+    (known("jwk"), "jwk"),
+    (known("x5c"), "x5c"),
+    (known("b64"), "b64"),
+    (known("zip"), "zip"),
+    (known("enc"), "enc"),
+];
+
+fn forbidden(packed: u64) -> Option<&'static str> {
+    FORBIDDEN
+        .iter()
+        .find(|(p, _)| *p == packed)
+        .map(|(_, name)| *name)
 }
 
 #[cfg(test)]
@@ -107,6 +124,34 @@ mod tests {
         assert_eq!(h.kid.unwrap().as_str(), "k1");
         assert_eq!(h.typ.unwrap().as_str(), "at+jwt");
         assert!(h.forbidden.is_none());
+    }
+
+    #[test]
+    fn forbidden_members_by_name() {
+        for name in ["crit", "jku", "x5u", "jwk", "x5c", "b64", "zip", "enc"] {
+            let doc = format!(r#"{{"alg":"ES256","{name}":1}}"#);
+            assert_eq!(parse(doc.as_bytes()).unwrap().forbidden, Some(name));
+            // Escaped, the name is the same member.
+            let escaped = format!(
+                r#"{{"alg":"ES256","\u{:04x}{}":1}}"#,
+                name.as_bytes()[0],
+                &name[1..]
+            );
+            assert_eq!(
+                parse(escaped.as_bytes()).unwrap().forbidden,
+                Some(name),
+                "{escaped}"
+            );
+        }
+        for name in ["cri", "critt", "JKU", "x5c ", "a-long-member-name"] {
+            let doc = format!(r#"{{"alg":"ES256","{name}":1}}"#);
+            assert_eq!(parse(doc.as_bytes()).unwrap().forbidden, None, "{name}");
+        }
+        let h = parse(br#"{"alg":"ES256","cty":"JWT"}"#).unwrap();
+        assert_eq!(h.forbidden, Some("cty"));
+        let h = parse(br#"{"\u0061lg":"ES256","t\u0079p":"JWT"}"#).unwrap();
+        assert_eq!(h.alg.unwrap().as_str(), "ES256");
+        assert_eq!(h.typ.unwrap().as_str(), "JWT");
     }
 
     #[test]

@@ -30,19 +30,54 @@ pub enum OneOrMany<'a> {
 
 /// Remembers member names of one object and reports a repeat.
 ///
-/// A linear scan while the object is small (headers and claims usually
-/// have fewer than a dozen members), a hash set past that, so a token
-/// stuffed with members costs linear time, not quadratic. The scan compares
-/// a tag of each name (its length, first and last bytes) and the names
-/// themselves only when tags agree. The small list lives inline (no
-/// allocation per header or claims set).
+/// Names of at most seven bytes (every registered claim and header
+/// parameter) are packed with their length into a `u64`, which is exact:
+/// two names collide only if they are equal, so a short name is one integer
+/// compare per name seen. Longer names are compared by a tag (length, first
+/// and last byte) and then by their bytes. Past [`LINEAR_LIMIT`] names the
+/// lists move into hash sets, so a token stuffed with members costs linear
+/// time, not quadratic. Up to the limit nothing is allocated.
 #[derive(Default)]
 pub struct SeenNames<'a> {
-    small: SmallVec<[(u64, Cow<'a, str>); LINEAR_LIMIT]>,
-    large: Option<HashSet<Cow<'a, str>>>,
+    short: [u64; LINEAR_LIMIT],
+    shorts: usize,
+    long: SmallVec<[(u64, Cow<'a, str>); 2]>,
+    large: Option<Box<Large<'a>>>,
+}
+
+#[derive(Default)]
+struct Large<'a> {
+    short: HashSet<u64>,
+    long: HashSet<Cow<'a, str>>,
 }
 
 const LINEAR_LIMIT: usize = 16;
+
+/// A name of at most seven bytes, packed with its length into a `u64`;
+/// `None` if longer. Injective: the length is the top byte and the bytes
+/// fill the rest in order, so equal packings mean equal names. `const`, so
+/// the names the verifier knows are packed at compile time and matched
+/// with one integer compare.
+pub const fn packed(b: &[u8]) -> Option<u64> {
+    if b.len() > 7 {
+        return None;
+    }
+    let mut acc = (b.len() as u64) << 56;
+    let (mut rest, mut shift) = (b, 0);
+    while let [first, tail @ ..] = rest {
+        acc |= (*first as u64) << shift;
+        (rest, shift) = (tail, shift + 8);
+    }
+    Some(acc)
+}
+
+/// [`packed`] of a name the code knows to be at most seven bytes.
+pub const fn known(name: &str) -> u64 {
+    match packed(name.as_bytes()) {
+        Some(p) => p,
+        None => u64::MAX,
+    }
+}
 
 fn tag(name: &str) -> u64 {
     let b = name.as_bytes();
@@ -54,20 +89,61 @@ fn tag(name: &str) -> u64 {
 impl<'a> SeenNames<'a> {
     /// Records `name`; false if it was already seen.
     pub fn insert(&mut self, name: Cow<'a, str>) -> bool {
-        if let Some(set) = self.large.as_mut() {
-            return set.insert(name);
+        let short = packed(name.as_bytes());
+        self.insert_packed(&name, short)
+    }
+
+    /// [`Self::insert`] with `short` already worked out (`packed(name)`);
+    /// `name` is copied only if it has no packing (a borrowed name is a
+    /// reference, an unescaped one is cloned).
+    // `&Cow`, not `&str`: cloning it keeps a borrowed name borrowed for `'a`.
+    #[allow(clippy::ptr_arg)]
+    pub fn insert_packed(&mut self, name: &Cow<'a, str>, short: Option<u64>) -> bool {
+        if let Some(large) = self.large.as_mut() {
+            return match short {
+                Some(p) => large.short.insert(p),
+                None => large.long.insert(name.clone()),
+            };
         }
-        let t = tag(&name);
-        if self.small.iter().any(|(st, s)| *st == t && *s == name) {
+        let seen = match short {
+            Some(p) => self
+                .short
+                .get(..self.shorts)
+                .unwrap_or_default()
+                .contains(&p),
+            None => {
+                let t = tag(name);
+                self.long.iter().any(|(lt, l)| *lt == t && l == name)
+            }
+        };
+        if seen {
             return false;
         }
-        if self.small.len() == LINEAR_LIMIT {
-            let mut set: HashSet<Cow<'a, str>> = self.small.drain(..).map(|(_, s)| s).collect();
-            set.insert(name);
-            self.large = Some(set);
+        if self.shorts + self.long.len() == LINEAR_LIMIT {
+            let mut large = Large {
+                short: self
+                    .short
+                    .get(..self.shorts)
+                    .unwrap_or_default()
+                    .iter()
+                    .copied()
+                    .collect(),
+                long: self.long.drain(..).map(|(_, l)| l).collect(),
+            };
+            match short {
+                Some(p) => large.short.insert(p),
+                None => large.long.insert(name.clone()),
+            };
+            self.large = Some(Box::new(large));
             return true;
         }
-        self.small.push((t, name));
+        match (short, self.short.get_mut(self.shorts)) {
+            (Some(p), Some(slot)) => {
+                *slot = p;
+                self.shorts += 1;
+            }
+            _ => self.long.push((tag(name), name.clone())),
+        }
         true
     }
 }
@@ -84,5 +160,56 @@ mod tests {
         }
         assert!(!s.insert(Cow::Borrowed("k3")));
         assert!(!s.insert(Cow::Borrowed("k39")));
+        assert!(s.insert(Cow::Borrowed("a-long-member-name")));
+        assert!(!s.insert(Cow::Borrowed("a-long-member-name")));
+    }
+
+    /// Short (packed) and long names, in every order, against a plain set.
+    #[test]
+    fn agrees_with_a_set() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "exp",
+            "exq",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "é",
+            "éé",
+            "a\u{0}",
+            "\u{0}",
+            "a-long-member-name",
+            "a-long-member-namf",
+            "x9",
+        ];
+        for n in [1usize, 5, 16, 17, 40] {
+            let mut s = SeenNames::default();
+            let mut reference = HashSet::new();
+            for i in 0..n * 3 {
+                let name = match names.get(i % names.len()) {
+                    Some(base) if i < names.len() || i % 2 == 0 => (*base).to_string(),
+                    _ => format!("n{}", i % (n + 1)),
+                };
+                assert_eq!(
+                    s.insert(Cow::Owned(name.clone())),
+                    reference.insert(name.clone()),
+                    "{n} {i} {name:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn packing_is_exact() {
+        let p = |s: &str| packed(s.as_bytes());
+        assert_ne!(p("a"), p("a\u{0}"));
+        assert_ne!(p(""), p("\u{0}"));
+        assert_eq!(p("abcdefgh"), None);
+        assert_ne!(p("abc"), p("abd"));
+        assert_eq!(p("abc"), Some(known("abc")));
+        assert_eq!(known("abcdefgh"), u64::MAX);
     }
 }

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::json::{SeenNames, Str};
+use super::json::{packed, SeenNames, Str};
 
 /// Why a document was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +49,15 @@ pub enum Value<'a> {
     Other,
 }
 
+/// A member name (unescaped), and the same name packed when it is at most
+/// seven bytes ([`packed`]): matched against known names with one integer
+/// compare (`packed == Some(known("exp"))`).
+#[derive(Debug, Clone)]
+pub struct Name<'a> {
+    pub text: Cow<'a, str>,
+    pub packed: Option<u64>,
+}
+
 /// Reads the members of the object `text` holds.
 pub struct ObjectReader<'a> {
     text: &'a str,
@@ -61,6 +70,8 @@ pub struct ObjectReader<'a> {
 
 impl<'a> ObjectReader<'a> {
     /// Starts reading; the document must open with `{` (after whitespace).
+    /// Inlined so the reader is built in its caller's frame, not copied there.
+    #[inline(always)]
     pub fn new(text: &'a str) -> Result<Self, ReadError> {
         let mut r = Self {
             text,
@@ -79,6 +90,11 @@ impl<'a> ObjectReader<'a> {
     /// seen before is [`ReadError::Duplicate`]. The caller must then read
     /// or skip the member's value.
     pub fn next_name(&mut self) -> Result<Option<Cow<'a, str>>, ReadError> {
+        Ok(self.next_member()?.map(|n| n.text))
+    }
+
+    /// [`Self::next_name`], with the name also packed (see [`Name`]).
+    pub fn next_member(&mut self) -> Result<Option<Name<'a>>, ReadError> {
         if self.closed {
             return Ok(None);
         }
@@ -97,13 +113,14 @@ impl<'a> ObjectReader<'a> {
             _ => return Err(Syntax),
         }
         self.first = false;
-        let name = self.string()?;
-        if !self.seen.insert(name.clone()) {
+        let text = self.string()?;
+        let packed = packed(text.as_bytes());
+        if !self.seen.insert_packed(&text, packed) {
             return Err(ReadError::Duplicate);
         }
         self.skip_ws();
         self.expect(b':')?;
-        Ok(Some(name))
+        Ok(Some(Name { text, packed }))
     }
 
     /// Checks that the object was closed and nothing but whitespace follows.
@@ -401,12 +418,27 @@ impl<'a> ObjectReader<'a> {
 
     /// Advances over bytes that need no attention inside a string and
     /// returns where they end: at `"`, `\`, a control character or the end.
+    #[inline(always)]
     fn plain_run(&mut self) -> usize {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        self.pos += rest
+        // Eight bytes at a time (most of a claims set is string bytes): the
+        // lowest flagged byte of a word is exactly the first one that needs
+        // attention (see `attention`). A word that failed to convert would
+        // read as zeros, a control byte: the string would be refused.
+        let mut i = 0;
+        while let Some(chunk) = rest.get(i..i + 8) {
+            let mask = attention(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+            if mask != 0 {
+                self.pos += i + (mask.trailing_zeros() / 8) as usize;
+                return self.pos;
+            }
+            i += 8;
+        }
+        let tail = rest.get(i..).unwrap_or_default();
+        self.pos += i + tail
             .iter()
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            .unwrap_or(rest.len());
+            .unwrap_or(tail.len());
         self.pos
     }
 
@@ -457,6 +489,22 @@ impl<'a> ObjectReader<'a> {
         }
         Ok(v)
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Flags (high bit of the byte) the bytes of `word` (little-endian) that
+/// end a string's plain run: `"`, `\\` and those below 0x20. The classic
+/// "has a zero byte" and "has a byte below n" word tricks: a flag can be
+/// wrong only above a byte that is rightly flagged (a borrow runs upward),
+/// so the lowest flag is always exact, which is all the reader uses.
+fn attention(word: u64) -> u64 {
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    quote | backslash | control
 }
 
 /// An integer of at most 15 digits (exact in `f64`), without the general
@@ -604,6 +652,37 @@ mod tests {
             r#"{"a":[1]]}"#,
         ] {
             assert!(read(doc).is_err(), "{doc:?}");
+        }
+    }
+
+    /// The first byte needing attention, by the word check and by a byte loop.
+    fn first_by_word(word: [u8; 8]) -> Option<u32> {
+        let m = attention(u64::from_le_bytes(word));
+        (m != 0).then(|| m.trailing_zeros() / 8)
+    }
+    fn first_by_byte(word: [u8; 8]) -> Option<u32> {
+        word.iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .map(|p| p as u32)
+    }
+
+    #[test]
+    fn word_check_agrees_with_the_byte_check_for_every_byte_and_position() {
+        for fill in [b'a', 0x80, 0xff, b' ', b'!', b'#', b'[', b']'] {
+            for pos in 0..8 {
+                for b in 0..=255u8 {
+                    let mut w = [fill; 8];
+                    w[pos] = b;
+                    assert_eq!(first_by_word(w), first_by_byte(w), "{w:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_check_agrees_with_the_byte_check(w: [u8; 8]) {
+            proptest::prop_assert_eq!(first_by_word(w), first_by_byte(w));
         }
     }
 
