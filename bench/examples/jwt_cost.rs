@@ -3,8 +3,15 @@
 //!   target/release/examples/jwt_cost HS256 decide 1000`
 //! then divide the total by the iteration count. Modes: `decide` (cache
 //! off), `hit` (cache warm), `sig` (the bare signature check of the same
-//! key), `apikey` (an API-key decision, 1,000 keys). The token, keys and
-//! rules are the criterion suite's (`portcullis_bench::jwt_case`).
+//! key), `apikey` (an API-key decision, 1,000 keys), and `diff`: `decide`
+//! in `run_full` then `sig` in `run_bare`, in one process. Use `diff` for
+//! the cost besides the signature: each run signs a fresh token, and an
+//! ECDSA signature is randomised, so the instructions of one ECDSA
+//! verification differ from token to token by up to 2%, more than the
+//! whole decision costs besides it; only one process compares like with
+//! like. `bench/scripts/jwt_instructions.sh` runs it for every algorithm.
+//! The token, keys and rules are the criterion suite's
+//! (`portcullis_bench::jwt_case`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,6 +36,16 @@ fn run(n: usize, f: &mut dyn FnMut() -> bool) -> usize {
         ok += usize::from(black_box(f()));
     }
     ok
+}
+
+#[inline(never)]
+fn run_full(n: usize, f: &mut dyn FnMut() -> bool) -> usize {
+    run(n, f)
+}
+
+#[inline(never)]
+fn run_bare(n: usize, f: &mut dyn FnMut() -> bool) -> usize {
+    run(n, f)
 }
 
 fn main() {
@@ -58,6 +75,11 @@ fn main() {
     let (signing_input, sig) = token.rsplit_once('.').unwrap();
     let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
     let ok = match mode {
+        "diff" => {
+            let mut full = || engine.decide(black_box(&req)).allow;
+            let mut bare = || keys.bare.verify(black_box(signing_input.as_bytes()), &sig);
+            run_full(n, &mut full) + run_bare(n, &mut bare)
+        }
         "sig" => {
             let mut f = || keys.bare.verify(black_box(signing_input.as_bytes()), &sig);
             run(n, &mut f)
