@@ -581,6 +581,37 @@ fn read_only(req: &Request<Incoming>, f: impl FnOnce() -> Resp) -> Resp {
     }
 }
 
+impl App {
+    /// Whether a request refused before it was read (the connection limit)
+    /// must be answered the nginx way: a forward-auth question in nginx
+    /// mode, by its `mode` query or the server's default. `head` is what the
+    /// client sent first, if anything; when the request line is not there
+    /// the server's default decides.
+    pub fn refusal_in_nginx_mode(&self, head: &[u8]) -> bool {
+        let nginx_default = self.inner.settings.forward_mode == ForwardAuthMode::Nginx;
+        let line = head
+            .split(|&b| b == b'\r' || b == b'\n')
+            .next()
+            .unwrap_or_default();
+        let target = line.split(|&b| b == b' ').nth(1);
+        let Some(target) = target.and_then(|t| std::str::from_utf8(t).ok()) else {
+            return nginx_default;
+        };
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        if path != "/v1/forward-auth" {
+            return false;
+        }
+        match query_value(query, "mode") {
+            Some("nginx") => true,
+            Some(_) => false,
+            None => nginx_default,
+        }
+    }
+}
+
 /// The value of `name` in a query string (first occurrence, not decoded:
 /// the values read here are fixed words).
 fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {

@@ -63,6 +63,14 @@ impl Service {
         }
     }
 
+    /// See [`App::refusal_in_nginx_mode`]; the admin API is never nginx's.
+    fn refusal_in_nginx_mode(&self, head: &[u8]) -> bool {
+        match self {
+            Service::Decision(app) => app.refusal_in_nginx_mode(head),
+            Service::Admin(_) => false,
+        }
+    }
+
     fn call(&self, peer: Peer, req: Request<Incoming>) -> Handled {
         match self {
             Service::Decision(app) => app.handle(peer, req),
@@ -508,8 +516,9 @@ pub async fn serve(
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             metrics.connection_refused(name);
             if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
+                let service = service.clone();
                 tokio::spawn(async move {
-                    refuse(stream).await;
+                    refuse(stream, &service).await;
                     drop(slot);
                 });
             }
@@ -601,22 +610,46 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Answers a connection over the limit with a 503 and closes it, reading
-/// what the client sent first so the close is not a reset that loses the answer.
-async fn refuse(mut stream: TcpStream) {
-    let body = r#"{"error":"too many open connections"}"#;
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
-        body.len(),
-    );
+/// what the client sent first so the close is not a reset that loses the
+/// answer. A forward-auth question in nginx mode gets a 403 instead, with
+/// the reason `overloaded` in `x-auth-reason` and `retry-after` kept:
+/// nginx `auth_request` turns any status but 401 and 403 into a 500, and
+/// its recipe (docs/gateways/nginx.md) turns this one back into a 503.
+async fn refuse(mut stream: TcpStream, service: &Service) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let mut sink = [0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut sink)).await;
-        stream.write_all(head.as_bytes()).await?;
+        let read = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut sink))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        let head = sink.get(..read).unwrap_or_default();
+        let answer = refusal(service.refusal_in_nginx_mode(head));
+        stream.write_all(answer.as_bytes()).await?;
         stream.shutdown().await?;
         while stream.read(&mut sink).await? > 0 {}
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+/// The whole answer to a connection over the limit (see [`refuse`]).
+fn refusal(nginx: bool) -> String {
+    let (status, body) = if nginx {
+        (
+            "403 Forbidden",
+            r#"{"reason":"overloaded","status":503,"error":"too many open connections"}"#,
+        )
+    } else {
+        (
+            "503 Service Unavailable",
+            r#"{"error":"too many open connections"}"#,
+        )
+    };
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-auth-reason: overloaded\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len(),
+    )
 }
 
 #[cfg(test)]

@@ -207,6 +207,60 @@ async fn connections_beyond_the_limit_get_503() {
     assert!(m.contains(r#"portcullis_connections_total{listener="decision",result="refused"}"#));
 }
 
+/// The whole answer to `request` on a new connection, as text.
+async fn raw_text(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let (got, _) = read_until_close(&mut s, Duration::from_secs(10)).await;
+    String::from_utf8_lossy(&got).to_lowercase()
+}
+
+/// nginx `auth_request` turns a 503 into a 500: a forward-auth question
+/// refused at the connection limit in nginx mode (the server's default or
+/// `?mode=nginx`) is a 403 with the reason, like a decision's 503 would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refusals_speak_nginx_in_nginx_mode() {
+    let fx = Fixture::new();
+    for (default_nginx, args) in [
+        (
+            true,
+            &["--max-connections", "1", "--forward-auth-mode", "nginx"][..],
+        ),
+        (false, &["--max-connections", "1"][..]),
+    ] {
+        let p = limited_server(&fx, args);
+        let mut held = Client::connect(p.addr).await;
+        assert_eq!(
+            held.send(req("GET", "/healthz", &[("host", b"x")], ""))
+                .await
+                .status,
+            200
+        );
+        let cases = [
+            ("/v1/forward-auth", default_nginx),
+            ("/v1/forward-auth?mode=nginx", true),
+            ("/v1/forward-auth?mode=standard", false),
+            ("/v1/forward-authx?mode=nginx", false),
+            ("/healthz", false),
+        ];
+        for (target, nginx) in cases {
+            let got = raw_text(p.addr, &format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n")).await;
+            let want = if nginx {
+                "http/1.1 403 "
+            } else {
+                "http/1.1 503 "
+            };
+            assert!(got.starts_with(want), "{args:?} {target}: {got}");
+            assert!(
+                got.contains("\r\nx-auth-reason: overloaded\r\n"),
+                "{target}: {got}"
+            );
+            assert!(got.contains("\r\nretry-after: 1\r\n"), "{target}: {got}");
+        }
+        drop(held);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_drains_in_flight_requests() {
     let fx = Fixture::new();
