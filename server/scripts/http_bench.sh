@@ -6,7 +6,7 @@
 # Reports, per run: requests per second, p50 and p99 latency (wrk, at
 # CONNECTIONS connections), and the server's CPU time per request
 # (user + system from /proc/PID/stat before and after the run, divided by the
-# requests wrk completed). Release builds.
+# requests wrk completed; also each on its own). Release builds.
 #
 #   server/scripts/http_bench.sh                 # forward-auth, 64 connections, 3 rounds of 10s
 #   ENDPOINT=ext-authz ROUNDS=5 server/scripts/http_bench.sh
@@ -84,27 +84,30 @@ check=$(curl -s -o /dev/null -w '%{http_code}' "${headers[@]}" "http://$p_addr$p
 [ "$check" = 200 ] || { echo "the benchmark request is not allowed (HTTP $check)" >&2; exit 1; }
 
 hz=$(getconf CLK_TCK)
-# utime + stime, in clock ticks (fields 14 and 15; the name field has no spaces here).
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime and stime, in clock ticks (fields 14 and 15; the name field has no spaces here).
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 results="$work/results"
 run() {
   local name=$1 pid=$2 addr=$3
   "${cli[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "${headers[@]}" "http://$addr$path" >/dev/null
-  local t0 t1 out
-  t0=$(ticks "$pid")
+  local u0 s0 u1 s1 out
+  read -r u0 s0 < <(ticks "$pid")
   out=$("${cli[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${headers[@]}" "http://$addr$path")
-  t1=$(ticks "$pid")
-  local n rps p50 p99 bad cpu
+  read -r u1 s1 < <(ticks "$pid")
+  local n rps p50 p99 bad cpu user sys
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); bad=${bad:-0}
-  cpu=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')
-  printf '%-11s %10s req/s   p50 %9s   p99 %9s   cpu %7s us/req   non-2xx %s\n' \
-    "$name" "$rps" "$p50" "$p99" "$cpu" "$bad"
-  echo "$name $rps $cpu" >>"$results"
+  per_req() { awk -v d="$1" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}'; }
+  user=$(per_req $((u1 - u0)))
+  sys=$(per_req $((s1 - s0)))
+  cpu=$(per_req $((u1 - u0 + s1 - s0)))
+  printf '%-11s %10s req/s   p50 %9s   p99 %9s   cpu %7s us/req (user %s, sys %s)   non-2xx %s\n' \
+    "$name" "$rps" "$p50" "$p99" "$cpu" "$user" "$sys" "$bad"
+  echo "$name $rps $cpu $user $sys" >>"$results"
   if [ "$bad" != 0 ]; then
     echo "  WARNING: $bad answers were not 2xx: this run did not measure allowed decisions" >&2
   fi
@@ -118,10 +121,10 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 awk '
-  { rps[$1] += $2; cpu[$1] += $3; n[$1]++ }
+  { rps[$1] += $2; cpu[$1] += $3; user[$1] += $4; sys[$1] += $5; n[$1]++ }
   END {
     printf "\nmean over %d rounds:\n", n["bare"]
-    for (k in n) printf "  %-11s %10.0f req/s   %7.2f us CPU/req\n", k, rps[k] / n[k], cpu[k] / n[k]
+    for (k in n) printf "  %-11s %10.0f req/s   %7.2f us CPU/req (user %.2f, sys %.2f)\n", k, rps[k] / n[k], cpu[k] / n[k], user[k] / n[k], sys[k] / n[k]
     printf "  decision overhead: %.2f us CPU per request, %.0f%% of bare req/s\n", cpu["portcullis"] / n["portcullis"] - cpu["bare"] / n["bare"], 100 * rps["portcullis"] / rps["bare"]
     if (n["before"]) printf "  before:            %.2f us CPU per request, %.0f%% of bare req/s\n", cpu["before"] / n["before"] - cpu["bare"] / n["bare"], 100 * rps["before"] / rps["bare"]
   }' "$results"

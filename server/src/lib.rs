@@ -16,6 +16,7 @@ pub mod jwks;
 pub mod keys;
 pub mod keys_cli;
 pub mod listener;
+pub mod log_writer;
 pub mod metrics;
 pub mod reload;
 pub mod respond;

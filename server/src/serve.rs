@@ -24,13 +24,14 @@ pub const ADMIN_TOKEN_ENV: &str = "PORTCULLIS_ADMIN_TOKEN";
 
 /// JSON logs on stderr through a background writer (a slow terminal or pipe
 /// never stalls a decision). Stdout carries only the `listening on` lines.
-fn init_logging(level: &str) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+fn init_logging(level: &str) -> Result<crate::log_writer::Guard, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::try_new(f),
         _ => EnvFilter::try_new(level),
     }
     .map_err(|e| format!("invalid log filter: {e}"))?;
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = crate::log_writer::spawn(std::io::stderr())
+        .map_err(|e| format!("cannot start the log writer: {e}"))?;
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

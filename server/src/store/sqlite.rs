@@ -670,9 +670,13 @@ impl Feed {
             .map_err(err)
     }
 
+    /// Polled every `poll` (10 ms by default): the statement is prepared
+    /// once per connection and kept in its cache, not parsed on every poll.
     fn data_version(&self) -> Result<i64, OpError> {
         self.conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .prepare_cached("PRAGMA data_version")
+            .map_err(err)?
+            .query_row([], |r| r.get(0))
             .map_err(err)
     }
 

@@ -569,6 +569,15 @@ fn propagation(url: &dyn Fn(&str) -> String, label: &str) {
     );
 }
 
+/// The SQLite feed polls `PRAGMA data_version` through a cached
+/// statement: a second store on the same file must still see every change.
+#[test]
+fn propagation_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    propagation(&|o| format!("sqlite://{}?{o}", path.display()), "sqlite");
+}
+
 #[test]
 fn propagation_redis() {
     let Some(base) = service_url("PORTCULLIS_TEST_REDIS").unwrap() else {
