@@ -169,20 +169,25 @@ async fn malformed_framing_is_refused() {
     assert_eq!(send(p.addr, "GET", "/healthz", &[], "").await.status, 200);
 }
 
+/// A keep-alive connection that has been served once, so it holds a slot.
+async fn held_connection(addr: std::net::SocketAddr) -> Client {
+    let mut c = Client::connect(addr).await;
+    assert_eq!(
+        c.send(req("GET", "/healthz", &[("host", b"x")], ""))
+            .await
+            .status,
+        200
+    );
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_limit_get_503() {
     let fx = Fixture::new();
     let p = limited_server(&fx, &["--max-connections", "2"]);
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut c = Client::connect(p.addr).await;
-        assert_eq!(
-            c.send(req("GET", "/healthz", &[("host", b"x")], ""))
-                .await
-                .status,
-            200
-        );
-        held.push(c);
+        held.push(held_connection(p.addr).await);
     }
     let status = raw(p.addr, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
     assert_eq!(status, Some(503));
@@ -229,13 +234,7 @@ async fn connection_limit_refusals_speak_nginx_in_nginx_mode() {
         (false, &["--max-connections", "1"][..]),
     ] {
         let p = limited_server(&fx, args);
-        let mut held = Client::connect(p.addr).await;
-        assert_eq!(
-            held.send(req("GET", "/healthz", &[("host", b"x")], ""))
-                .await
-                .status,
-            200
-        );
+        let held = held_connection(p.addr).await;
         let cases = [
             ("/v1/forward-auth", default_nginx),
             ("/v1/forward-auth?mode=nginx", true),
