@@ -180,3 +180,43 @@ fn denied_tokens_are_never_cached() {
     assert_denied(&verify(&v, &t), Reason::CredentialInvalid);
     assert_eq!(v.cached(), 0);
 }
+
+/// The cache is keyed by the signing input's digest and an entry holds
+/// the signature: the same header and claims with any other signature is
+/// never a hit, however the signature differs (a forged one, a truncated
+/// one, one with a character changed, the token with the signature
+/// dropped), and a second valid signature of the same claims (ECDSA
+/// signs with a fresh nonce) is verified afresh.
+#[test]
+fn a_hit_needs_the_very_signature_that_was_verified() {
+    let v = cached_verifier(100);
+    let c = claims();
+    let first = sign(A::ES256, &key("ec256.key.pem"), None, None, &c).unwrap();
+    assert_valid(&verify(&v, &first));
+    assert_eq!(v.cached(), 1);
+    let (input, sig) = first.rsplit_once('.').unwrap();
+    let flipped = {
+        let mut b = sig.as_bytes().to_vec();
+        b[10] = if b[10] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(b).unwrap()
+    };
+    let forged = [
+        format!("{input}.{flipped}"),
+        format!("{input}.{}", &sig[..sig.len() - 4]),
+        format!("{input}.{sig}AAAA"),
+        format!("{input}."),
+        input.to_string(),
+        format!("{input}.{}", "A".repeat(86)),
+    ];
+    for t in &forged {
+        assert_denied(&verify(&v, t), Reason::CredentialInvalid);
+    }
+    // The cached token is still a hit, and still valid.
+    assert_valid(&verify(&v, &first));
+    let second = sign(A::ES256, &key("ec256.key.pem"), None, None, &c).unwrap();
+    assert_ne!(first, second, "ECDSA signatures are randomised");
+    assert_eq!(second.rsplit_once('.').unwrap().0, input);
+    assert_valid(&verify(&v, &second));
+    assert_valid(&verify(&v, &first));
+    assert_eq!(v.cached(), 1);
+}

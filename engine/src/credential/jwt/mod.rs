@@ -261,10 +261,10 @@ impl Inner {
             return Outcome::Invalid(Reason::CredentialInvalid, "jwt longer than the size limit");
         }
         let now_s = secs(now);
-        let digest = self.cache.as_ref().map(|_| cache::digest_of(token));
-        if let (Some(c), Some(d)) = (&self.cache, &digest) {
-            if let Some(hit) = c.get(d) {
-                if let Some(out) = self.check_hit(c, d, hit, now_s) {
+        let key = self.cache.as_ref().and_then(|_| cache::key_of(token));
+        if let (Some(c), Some(k)) = (&self.cache, &key) {
+            if let Some(hit) = c.get(k) {
+                if let Some(out) = self.check_hit(c, &k.digest, hit, now_s) {
                     return out;
                 }
             }
@@ -301,11 +301,12 @@ impl Inner {
                 fingerprint: None,
                 rate_override: None,
             };
-            if let (Some(c), Some(d), Some(exp)) = (&self.cache, digest, claims.exp) {
+            if let (Some(c), Some(k), Some(exp)) = (&self.cache, key, claims.exp) {
                 c.insert(
-                    d,
+                    k.digest,
                     cache::Entry {
                         identity: identity.clone(),
+                        signature: k.signature.into(),
                         exp: exp + self.rules.leeway,
                         nbf: claims.nbf,
                         jti: claims.jti.map(|j| Arc::from(j.as_str())),
