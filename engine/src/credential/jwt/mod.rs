@@ -303,10 +303,9 @@ impl Inner {
             };
             if let (Some(c), Some(k), Some(exp)) = (&self.cache, key, claims.exp) {
                 c.insert(
-                    k.digest,
+                    &k,
                     cache::Entry {
                         identity: identity.clone(),
-                        signature: k.signature.into(),
                         exp: exp + self.rules.leeway,
                         nbf: claims.nbf,
                         jti: claims.jti.map(|j| Arc::from(j.as_str())),
