@@ -128,4 +128,15 @@ awk '
     printf "  decision overhead: %.2f us CPU per request, %.0f%% of bare req/s\n", cpu["portcullis"] / n["portcullis"] - cpu["bare"] / n["bare"], 100 * rps["portcullis"] / rps["bare"]
     if (n["before"]) printf "  before:            %.2f us CPU per request, %.0f%% of bare req/s\n", cpu["before"] / n["before"] - cpu["bare"] / n["bare"], 100 * rps["before"] / rps["bare"]
   }' "$results"
+# A single round can swing by several µs on a shared VM: the median of the
+# rounds' own differences (each Portcullis round against the bare round run
+# just before it) is less moved by one bad round than the difference of means.
+awk '
+  $1 == "bare" { b = $3; brps = $2 }
+  $1 == "portcullis" { d[++n] = $3 - b; r[n] = 100 * $2 / brps }
+  function median(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  END { if (n) printf "  median of the %d rounds: %.2f us CPU per request over bare, %.0f%% of bare req/s\n", n, median(d, n), median(r, n) }' "$results"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
