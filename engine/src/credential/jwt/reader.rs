@@ -330,11 +330,16 @@ impl<'a> ObjectReader<'a> {
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => {
-                while let Some(d @ b'0'..=b'9') = self.peek() {
-                    // Wrapping: past 15 digits the value is not used.
-                    int = int.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                    self.pos += 1;
-                }
+                // Over the digits as a slice: one bounds check, not one per digit.
+                let rest = self.bytes.get(self.pos..).unwrap_or_default();
+                let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let digits = rest.get(..n).unwrap_or_default();
+                // Wrapping: past 15 digits the value is not used.
+                int = digits.iter().fold(0u64, |acc, d| {
+                    acc.wrapping_mul(10)
+                        .wrapping_add(u64::from(d.wrapping_sub(b'0')))
+                });
+                self.pos += n;
             }
             _ => return Err(Syntax),
         }
@@ -383,7 +388,7 @@ impl<'a> ObjectReader<'a> {
     /// A string at `"`, unescaped: borrowed from the document when it has
     /// no escapes. Every position where the scan stops is an ASCII byte,
     /// so the slices are on char boundaries (the document is a `&str`).
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, ReadError> {
         self.expect(b'"')?;
         let start = self.pos;
