@@ -236,6 +236,27 @@ fn strings<'a>(
     }
 }
 
+/// The words of a space-delimited scopes string (RFC 8693 `scope`), empty
+/// ones dropped: `s.split(' ').filter(|w| !w.is_empty())`, by a byte loop
+/// that costs a fraction of `split`'s searcher on strings this short.
+fn scope_words(s: &str) -> SmallVec<[&str; 8]> {
+    let mut out = SmallVec::new();
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b' ' {
+            // Cut at ASCII spaces: always on char boundaries.
+            if let Some(w) = s.get(start..i).filter(|w| !w.is_empty()) {
+                out.push(w);
+            }
+            start = i + 1;
+        }
+    }
+    if let Some(w) = s.get(start..).filter(|w| !w.is_empty()) {
+        out.push(w);
+    }
+    out
+}
+
 /// Reads and checks a claims set. `now` is seconds since the epoch.
 pub fn check<'a>(payload: &'a [u8], rules: &Rules, now: f64) -> Result<Claims<'a>, ClaimsError> {
     // UTF-8 checked once for the whole claims set, ignored members included
@@ -321,11 +342,12 @@ pub fn check<'a>(payload: &'a [u8], rules: &Rules, now: f64) -> Result<Claims<'a
         match &scopes {
             None => Arc::from(Vec::new()),
             Some(OneOrMany::One(s)) => {
-                // Counted first, so the shared slice is allocated once at
+                // Collected first, so the shared slice is allocated once at
                 // its size (a slice iterator has an exact length; `split` has not).
-                let parts: SmallVec<[&str; 8]> =
-                    s.as_str().split(' ').filter(|p| !p.is_empty()).collect();
-                parts.iter().map(|p| (*p).to_owned()).collect()
+                scope_words(s.as_str())
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect()
             }
             Some(OneOrMany::Many(list)) => list.iter().map(|s| s.as_str().to_owned()).collect(),
         }
@@ -558,6 +580,14 @@ mod tests {
             check(&j, &rules(), 1000.0).unwrap_err(),
             invalid("jwt claims are not a valid json object")
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scope_words_split_as_str_split_does(s in "[ a:é\\t]{0,24}") {
+            let want: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
+            proptest::prop_assert_eq!(scope_words(&s).to_vec(), want);
+        }
     }
 
     #[test]

@@ -57,14 +57,27 @@ pub fn split(token: &str, max_len: usize) -> Result<Compact<'_>, CompactError> {
     if token.len() > max_len {
         return Err(CompactError::TooLarge);
     }
-    // Alphabet: a branch-free OR over every byte, which the compiler turns
-    // into wide vector compares (a token is checked in a few dozen steps).
-    let bad = token.bytes().fold(false, |acc, b| {
-        acc | !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    });
-    if bad {
+    if has_bad_character(token) {
         return Err(CompactError::BadCharacter);
     }
+    split_dots(token)
+}
+
+/// Whether `token` holds a byte outside `[A-Za-z0-9_-.]`.
+pub fn has_bad_character(token: &str) -> bool {
+    // A branch-free OR over every byte, which the compiler turns into wide
+    // vector compares (a token is checked in a few dozen steps).
+    token.bytes().fold(false, |acc, b| {
+        acc | !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    })
+}
+
+/// [`split`] without the size and alphabet checks: the segments between
+/// the dots. For a caller that decodes all three segments before acting
+/// on any (the base64url decoder refuses every byte outside its alphabet,
+/// and a segment holds no dot) and, when a decoder refuses one, asks
+/// [`has_bad_character`] so as to report what [`split`] would have.
+pub fn split_dots(token: &str) -> Result<Compact<'_>, CompactError> {
     // Segments: the first two dots, then no third (memchr); the scan never
     // collects an unbounded list of segments.
     let bytes = token.as_bytes();
@@ -112,19 +125,32 @@ pub fn with_decoded<const N: usize, R>(
     segment: &str,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, CompactError> {
+    decoded::<N, _>(segment, |bytes| bytes.map(f))
+}
+
+/// [`with_decoded`], handing `f` the decoding's result, error included, so
+/// a caller can decode several segments up front and act on a failure
+/// where its checks come in order.
+pub fn decoded<const N: usize, R>(
+    segment: &str,
+    f: impl FnOnce(Result<&[u8], CompactError>) -> R,
+) -> R {
     let src = segment.as_bytes();
-    let len = DECODER
-        .decoded_length(src)
-        .map_err(|_| CompactError::Base64)?;
+    let Ok(len) = DECODER.decoded_length(src) else {
+        return f(Err(CompactError::Base64));
+    };
     if len > N {
-        return Ok(f(&decode(segment)?));
+        return match decode(segment) {
+            Ok(v) => f(Ok(&v)),
+            Err(e) => f(Err(e)),
+        };
     }
     let mut buf = [const { MaybeUninit::<u8>::uninit() }; N];
     // `len <= N` was checked above, so the decoder's own length assertion holds.
     let bytes = DECODER
         .decode(src, Out::from_uninit_slice(&mut buf))
-        .map_err(|_| CompactError::Base64)?;
-    Ok(f(bytes))
+        .map_err(|_| CompactError::Base64);
+    f(bytes.map(|b| &*b))
 }
 
 /// Encodes bytes as unpadded base64url.
@@ -158,6 +184,58 @@ mod tests {
             );
         }
         assert_eq!(split("a.b.c", 4).unwrap_err(), CompactError::TooLarge);
+    }
+
+    /// The decoders refuse every byte outside the base64url alphabet, so a
+    /// token whose three segments (between two dots) all decode has no bad
+    /// character: what lets the verifier skip [`has_bad_character`] then.
+    #[test]
+    fn a_segment_that_decodes_has_no_bad_character() {
+        for b in 0..=255u8 {
+            let bad = !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            // At every position of segments of every length mod 4.
+            for len in 1..=8 {
+                for at in 0..len {
+                    let mut seg = vec![b'A'; len];
+                    seg[at] = b;
+                    let Ok(seg) = String::from_utf8(seg) else {
+                        continue;
+                    };
+                    let ok = with_decoded::<64, _>(&seg, |_| ()).is_ok()
+                        && with_decoded::<0, _>(&seg, |_| ()).is_ok();
+                    if bad {
+                        assert!(!ok, "{seg:?} decoded");
+                    }
+                }
+            }
+        }
+        for b in 0x80..=0xffu32 {
+            let c = char::from_u32(b).unwrap();
+            let seg = format!("AA{c}A");
+            assert!(decode(&seg).is_err(), "{seg:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// `split` is `split_dots` once size and alphabet pass; and when the
+        /// three segments of `split_dots` all decode, `split` accepts too.
+        #[test]
+        fn split_is_split_dots_after_the_alphabet(t in "[A-Za-z0-9_.= +/-]{0,16}") {
+            let full = split(&t, 100);
+            if has_bad_character(&t) {
+                proptest::prop_assert_eq!(full.unwrap_err(), CompactError::BadCharacter);
+            } else {
+                proptest::prop_assert_eq!(
+                    full.map(|c| (c.header, c.payload, c.signature)),
+                    split_dots(&t).map(|c| (c.header, c.payload, c.signature))
+                );
+            }
+            if let Ok(c) = split_dots(&t) {
+                if [c.header, c.payload, c.signature].iter().all(|s| decode(s).is_ok()) {
+                    proptest::prop_assert!(split(&t, 100).is_ok());
+                }
+            }
+        }
     }
 
     #[test]

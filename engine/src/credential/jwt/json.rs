@@ -101,6 +101,7 @@ impl<'a> SeenNames<'a> {
     /// reference, an unescaped one is cloned).
     // `&Cow`, not `&str`: cloning it keeps a borrowed name borrowed for `'a`.
     #[allow(clippy::ptr_arg)]
+    #[inline]
     pub fn insert_packed(&mut self, name: &Cow<'a, str>, short: Option<u64>) -> bool {
         if let Some(large) = self.large.as_mut() {
             return match short {

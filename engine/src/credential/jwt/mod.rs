@@ -225,8 +225,7 @@ impl JwtVerifier {
     /// [`Self::verify_token`], and public so test vectors whose payloads
     /// are not JWT claims can be run through the same code path.
     pub fn verify_jws(&self, token: &str) -> Result<Vec<u8>, JwsRefusal> {
-        let (payload, _) = self.0.verify_jws_inner(token)?;
-        compact::decode(payload).map_err(|_| bad(PAYLOAD_NOT_BASE64))
+        self.0.with_verified(token, |payload, _| payload.to_vec())
     }
 }
 
@@ -269,13 +268,9 @@ impl Inner {
                 }
             }
         }
-        let (payload, generation) = match self.verify_jws_inner(token) {
-            Ok(p) => p,
-            Err(r) => return Outcome::Invalid(r.reason, r.detail),
-        };
         // The claims are read and acted on while the decoded payload is
         // borrowed: `jti` is copied out only into a cache entry.
-        let decided = compact::with_decoded::<PAYLOAD_BUF, _>(payload, |p| {
+        let decided = self.with_verified(token, |p, generation| {
             let claims = match claims::check(p, &self.rules, now_s) {
                 Ok(c) => c,
                 Err(claims::ClaimsError::Expired) => {
@@ -316,10 +311,7 @@ impl Inner {
             }
             Outcome::Valid(identity)
         });
-        decided.unwrap_or(Outcome::Invalid(
-            Reason::CredentialInvalid,
-            PAYLOAD_NOT_BASE64,
-        ))
+        decided.unwrap_or_else(|r| Outcome::Invalid(r.reason, r.detail))
     }
 
     /// A cache hit's verdict, or `None` to verify afresh.
@@ -360,10 +352,21 @@ impl Inner {
         Some(Outcome::Valid(hit.identity))
     }
 
-    /// Form, header, key choice and signature; the still-encoded payload
-    /// segment and the generation of the key set that verified it.
-    fn verify_jws_inner<'t>(&self, token: &'t str) -> Result<(&'t str, u64), JwsRefusal> {
-        let parts = compact::split(token, self.max_token_bytes).map_err(|e| {
+    /// Form, header, key choice and signature, then `f` on the verified
+    /// payload's bytes and the generation of the key set that verified it.
+    ///
+    /// All three segments are decoded before any is acted on, so that the
+    /// decoders check the alphabet (they refuse every byte outside it) and a
+    /// valid token is not scanned for bad characters a second time. A
+    /// decoding failure is reported where its check comes in the order
+    /// below, unless the token has a bad character, which refuses it first,
+    /// as [`compact::split`] does.
+    fn with_verified<R>(
+        &self,
+        token: &str,
+        f: impl FnOnce(&[u8], u64) -> R,
+    ) -> Result<R, JwsRefusal> {
+        let form = |e| {
             bad(match e {
                 compact::CompactError::TooLarge => "jwt longer than the size limit",
                 compact::CompactError::BadCharacter => "jwt has a character outside base64url",
@@ -371,11 +374,34 @@ impl Inner {
                 compact::CompactError::EmptySegment => "jwt has an empty header or signature",
                 compact::CompactError::Base64 => "jwt segment is not canonical base64url",
             })
+        };
+        if token.len() > self.max_token_bytes {
+            return Err(form(compact::CompactError::TooLarge));
+        }
+        // On a malformed form, the full split's error (a bad character
+        // comes before the segments).
+        let parts = compact::split_dots(token).map_err(|e| {
+            form(
+                compact::split(token, self.max_token_bytes)
+                    .err()
+                    .unwrap_or(e),
+            )
         })?;
-        let generation =
-            compact::with_decoded::<HEADER_BUF, _>(parts.header, |h| self.verify_signed(&parts, h))
-                .map_err(|_| bad("jwt header is not base64url"))??;
-        Ok((parts.payload, generation))
+        compact::decoded::<HEADER_BUF, _>(parts.header, |header| {
+            compact::decoded::<SIGNATURE_BUF, _>(parts.signature, |signature| {
+                compact::decoded::<PAYLOAD_BUF, _>(parts.payload, |payload| {
+                    if (header.is_err() || signature.is_err() || payload.is_err())
+                        && compact::has_bad_character(token)
+                    {
+                        return Err(form(compact::CompactError::BadCharacter));
+                    }
+                    let header = header.map_err(|_| bad("jwt header is not base64url"))?;
+                    let generation = self.verify_signed(&parts, header, signature)?;
+                    let payload = payload.map_err(|_| bad(PAYLOAD_NOT_BASE64))?;
+                    Ok(f(payload, generation))
+                })
+            })
+        })
     }
 
     /// The JWS checks once the header is decoded.
@@ -383,6 +409,7 @@ impl Inner {
         &self,
         parts: &compact::Compact<'_>,
         header_bytes: &[u8],
+        signature: Result<&[u8], compact::CompactError>,
     ) -> Result<u64, JwsRefusal> {
         let h = header::parse(header_bytes).map_err(|e| {
             bad(match e {
@@ -442,11 +469,8 @@ impl Inner {
                 return Err(bad("jwt has no kid and several keys could verify it"))
             }
         };
-        let verified = compact::with_decoded::<SIGNATURE_BUF, _>(parts.signature, |sig| {
-            key.verify(parts.signing_input.as_bytes(), sig)
-        })
-        .map_err(|_| bad("jwt signature is not base64url"))?;
-        if !verified {
+        let sig = signature.map_err(|_| bad("jwt signature is not base64url"))?;
+        if !key.verify(parts.signing_input.as_bytes(), sig) {
             return Err(bad("jwt signature does not verify"));
         }
         Ok(set.generation())

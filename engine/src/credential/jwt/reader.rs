@@ -143,11 +143,11 @@ impl<'a> ObjectReader<'a> {
             Some(b'"') => Ok(Value::Str(Str(self.string()?))),
             Some(b'n') => self.literal(b"null").map(|()| Value::Null),
             Some(b'-' | b'0'..=b'9') => {
-                let text = self.number()?;
+                let (text, short) = self.number()?;
                 // Correctly rounded; an integer converts exactly as its
                 // `u64`/`i64` would. Infinity means out of range. Dates
                 // (`exp`, `iat`) take the short integer path.
-                let v: f64 = match short_integer(text) {
+                let v: f64 = match short {
                     Some(v) => v,
                     None => text.parse().map_err(|_| Syntax)?,
                 };
@@ -315,20 +315,39 @@ impl<'a> ObjectReader<'a> {
         }
     }
 
-    /// A number's text, checked against RFC 8259's grammar.
-    fn number(&mut self) -> Result<&'a str, ReadError> {
+    /// A number's text, checked against RFC 8259's grammar, and its value
+    /// when it is an integer of at most 15 digits (below 2^53, so exact in
+    /// `f64`): dates, worked out in the same pass instead of by the
+    /// decimal parser or a second scan.
+    fn number(&mut self) -> Result<(&'a str, Option<f64>), ReadError> {
         let start = self.pos;
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.pos += 1;
         }
+        let int_start = self.pos;
+        let mut int = 0u64;
         match self.peek() {
             Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => self.digits(),
+            Some(b'1'..=b'9') => {
+                // Over the digits as a slice: one bounds check, not one per digit.
+                let rest = self.bytes.get(self.pos..).unwrap_or_default();
+                let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let digits = rest.get(..n).unwrap_or_default();
+                // Wrapping: past 15 digits the value is not used.
+                int = digits.iter().fold(0u64, |acc, d| {
+                    acc.wrapping_mul(10)
+                        .wrapping_add(u64::from(d.wrapping_sub(b'0')))
+                });
+                self.pos += n;
+            }
             _ => return Err(Syntax),
         }
+        let mut short = self.pos - int_start <= 15;
         if self.peek() == Some(b'.') {
             self.pos += 1;
             self.digits1()?;
+            short = false;
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
@@ -336,8 +355,20 @@ impl<'a> ObjectReader<'a> {
                 self.pos += 1;
             }
             self.digits1()?;
+            short = false;
         }
-        self.text.get(start..self.pos).ok_or(Syntax)
+        let text = self.text.get(start..self.pos).ok_or(Syntax)?;
+        // At most 15 digits: below 2^53, so the conversion is exact.
+        #[allow(clippy::cast_precision_loss)]
+        let value = short.then(|| {
+            let v = int as f64;
+            if negative {
+                -v
+            } else {
+                v
+            }
+        });
+        Ok((text, value))
     }
 
     fn digits(&mut self) {
@@ -357,6 +388,7 @@ impl<'a> ObjectReader<'a> {
     /// A string at `"`, unescaped: borrowed from the document when it has
     /// no escapes. Every position where the scan stops is an ASCII byte,
     /// so the slices are on char boundaries (the document is a `&str`).
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, ReadError> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -507,25 +539,6 @@ fn attention(word: u64) -> u64 {
     quote | backslash | control
 }
 
-/// An integer of at most 15 digits (exact in `f64`), without the general
-/// decimal parser; `None` for anything else.
-fn short_integer(text: &str) -> Option<f64> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, text),
-    };
-    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let v = digits
-        .bytes()
-        .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
-    // At most 15 digits: below 2^53, so the conversion is exact.
-    #[allow(clippy::cast_precision_loss)]
-    let v = v as f64;
-    Some(if negative { -v } else { v })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,6 +591,17 @@ mod tests {
         assert_eq!(got[1].1, Value::Str(Str("xéy".into())));
     }
 
+    /// A number as `value` reads it (the short-integer path or the parser).
+    fn number_value(t: &str) -> Result<Value<'static>, ReadError> {
+        let doc = format!(r#"{{"n":{t}}}"#);
+        let mut r = ObjectReader::new(&doc)?;
+        r.next_name()?;
+        match r.value()? {
+            Value::Num(v) => Ok(Value::Num(v)),
+            _ => Ok(Value::Other),
+        }
+    }
+
     #[test]
     fn short_integers_read_as_the_decimal_parser_does() {
         for t in [
@@ -588,13 +612,39 @@ mod tests {
             "1700000000",
             "999999999999999",
             "-999999999999999",
+            "1000000000000000",
+            "-1000000000000000",
+            "9007199254740993",
+            "18446744073709551616",
+            "123456789012345678901234567890",
+            "1.5",
+            "1e3",
+            "-0.0",
+            "10E+2",
         ] {
             let parsed: f64 = t.parse().unwrap();
-            let short = short_integer(t).unwrap();
-            assert_eq!(short.to_bits(), parsed.to_bits(), "{t}");
+            match number_value(t) {
+                Ok(Value::Num(v)) => assert_eq!(v.to_bits(), parsed.to_bits(), "{t}"),
+                other => panic!("{t}: {other:?}"),
+            }
         }
-        for t in ["1000000000000000", "1.5", "1e3", "-", ""] {
-            assert_eq!(short_integer(t), None, "{t}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn integers_read_as_the_decimal_parser_does(n: i64, digits in "[0-9]{1,24}", neg: bool) {
+            let t = n.to_string();
+            let parsed: f64 = t.parse().unwrap();
+            proptest::prop_assert_eq!(number_value(&t), Ok(Value::Num(parsed)));
+            let t = format!("{}{}", if neg { "-" } else { "" }, digits.trim_start_matches('0'));
+            if let Ok(parsed) = t.parse::<f64>() {
+                if t != "-" && !t.is_empty() {
+                    match number_value(&t) {
+                        Ok(Value::Num(v)) => proptest::prop_assert_eq!(v.to_bits(), parsed.to_bits()),
+                        other => proptest::prop_assert!(false, "{t}: {other:?}"),
+                    }
+                }
+            }
         }
     }
 
